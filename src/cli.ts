@@ -1,0 +1,115 @@
+#!/usr/bin/env node
+// Command line: `tcj <command>` (or `node dist/cli.js <command>`). Errors an operator can fix are
+// printed as one line on stderr with exit code 1; nothing prints a stack trace for bad input.
+import { pathToFileURL } from 'node:url';
+import { ConfigError, loadConfig, type Config } from './config.ts';
+import { resolveDatabase } from './db/connect.ts';
+import { createPool } from './db/database.ts';
+import { DataDirInUseError } from './db/embedded.ts';
+import { migrate, MigrationError } from './db/migrate.ts';
+import { addPrimaryKey, KeyringError } from './crypto/keyring.ts';
+import { reencryptAll } from './crypto/rotate.ts';
+import { SecretDecryptError } from './crypto/secrets.ts';
+import { createLogger, type Logger } from './log.ts';
+import { openRuntime, startWeb } from './app.ts';
+
+const USAGE = `usage: tcj <command>
+
+commands:
+  start         web server (and, as they land, the worker) in one process; embedded PostgreSQL unless DATABASE_URL is set
+  web           the web server only
+  migrate       apply database migrations and exit
+  rotate-keys   add a new primary key to the local keyring and re-encrypt every stored secret under it
+                  --no-new-key   only re-encrypt what is not yet under the primary key (resume an interrupted run)
+
+configuration comes from environment variables; see README.md`;
+
+const EXPECTED_ERRORS = [ConfigError, DataDirInUseError, MigrationError, KeyringError, SecretDecryptError];
+
+async function runServer(config: Config, log: Logger): Promise<void> {
+  const web = await startWeb(config, log);
+  log.info({ url: config.baseUrl, port: config.port }, 'listening');
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn({ signal: sig }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    web.shutdown(sig).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}
+
+async function runMigrate(config: Config, log: Logger): Promise<void> {
+  const urls = await resolveDatabase(config, log, { attachIfRunning: true });
+  try {
+    const applied = await migrate(urls.ownerUrl, log);
+    log.info({ applied }, applied.length ? `applied ${applied.length} migration(s)` : 'database is up to date');
+  } finally {
+    await urls.release();
+  }
+}
+
+async function runRotateKeys(config: Config, log: Logger, args: string[]): Promise<void> {
+  const unknown = args.filter((a) => a !== '--no-new-key');
+  if (unknown.length) throw new ConfigError(`rotate-keys: unknown option ${unknown[0]}`);
+  const runtime = await openRuntime(config, log, { attachIfRunning: true });
+  const ownerPool = createPool(runtime.urls.ownerUrl, { max: 2, applicationName: 'teamcity-jira-rotate-keys' });
+  try {
+    if (!config.kmsKeyArn && !args.includes('--no-new-key')) {
+      const name = await addPrimaryKey(config.keyringFile);
+      log.info({ key: name }, 'added a new primary key');
+    }
+    const report = await reencryptAll(ownerPool, runtime.secrets, log);
+    log.info(report, 'rotate-keys finished');
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+    if (report.failed) process.exitCode = 1;
+  } finally {
+    await ownerPool.end();
+    await runtime.close();
+  }
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const [command, ...args] = argv;
+  if (!command || command === 'help' || command === '--help') {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  let config: Config;
+  let log: Logger | undefined;
+  try {
+    config = loadConfig();
+    log = createLogger({ level: config.logLevel, base: { service: 'teamcity-jira', role: command } });
+    switch (command) {
+      case 'start':
+      case 'web':
+        return await runServer(config, log);
+      case 'migrate':
+        return await runMigrate(config, log);
+      case 'rotate-keys':
+        return await runRotateKeys(config, log, args);
+      default:
+        throw new ConfigError(`unknown command "${command}" (try: tcj help)`);
+    }
+  } catch (err) {
+    if (EXPECTED_ERRORS.some((E) => err instanceof E)) {
+      process.stderr.write(`error: ${(err as Error).message}\n`);
+    } else {
+      log?.fatal({ err }, 'fatal error');
+      process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
+    }
+    process.exit(1);
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  await main(process.argv.slice(2));
+}

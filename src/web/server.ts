@@ -1,0 +1,65 @@
+// The HTTP shell: fastify with health endpoints and strict headers on every response. Routes for
+// Jira (descriptor, lifecycle, pages) and the admin API register here as plugins.
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Database } from '../db/database.ts';
+import { migrationsCurrent } from '../db/migrate.ts';
+import type { Logger } from '../log.ts';
+
+export interface WebDeps {
+  db: Database;
+  log: Logger;
+}
+
+const SECURITY_HEADERS: Record<string, string> = {
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'strict-transport-security': 'max-age=31536000; includeSubDomains',
+  'cross-origin-opener-policy': 'same-origin',
+  'permissions-policy': 'camera=(), microphone=(), geolocation=(), payment=()',
+  'cache-control': 'no-store',
+};
+
+export function buildServer({ db, log }: WebDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Behind a load balancer in production; request ids go into every log line.
+    trustProxy: true,
+    bodyLimit: 1024 * 1024,
+    requestTimeout: 30_000,
+    // Let in-flight requests finish on shutdown, but close idle keep-alive sockets at once.
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+  });
+
+  app.addHook('onSend', async (_req, reply) => {
+    for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);
+  });
+
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    void reply.status(status).send({
+      error: { code: status >= 500 ? 'internal_error' : (err.code ?? 'bad_request'), message: status >= 500 ? 'internal error' : err.message },
+    });
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    void reply.status(404).send({ error: { code: 'not_found', message: `no route for ${req.method} ${req.url.split('?')[0]}` } });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+
+  app.get('/readyz', async (_req, reply) => {
+    try {
+      await db.ping();
+      if (!(await migrationsCurrent((sql) => db.pool.query(sql)))) {
+        return reply.status(503).send({ status: 'not_ready', reason: 'database migrations are not current' });
+      }
+      return { status: 'ready' };
+    } catch {
+      return reply.status(503).send({ status: 'not_ready', reason: 'database unreachable' });
+    }
+  });
+
+  return app;
+}
