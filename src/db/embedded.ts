@@ -249,7 +249,8 @@ async function bootstrapRoles(superuserUrl: string, creds: Credentials): Promise
     await client.query(`ALTER ROLE ${EMBEDDED_OWNER} PASSWORD ${lit(creds.ownerPassword)}`);
     await client.query(`ALTER ROLE ${ROLE_APP} PASSWORD ${lit(creds.appPassword)}`);
     await client.query(`GRANT ${ROLE_TENANT} TO ${ROLE_APP}`);
-    await client.query(`GRANT ${ROLE_MAINTENANCE} TO ${EMBEDDED_OWNER}`);
+    // Without inheritance: the owner gets the cross-tenant policy only by an explicit SET ROLE.
+    await client.query(`GRANT ${ROLE_MAINTENANCE} TO ${EMBEDDED_OWNER} WITH INHERIT FALSE`);
     const db = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [EMBEDDED_DATABASE]);
     if (db.rowCount === 0) await client.query(`CREATE DATABASE ${EMBEDDED_DATABASE} OWNER ${EMBEDDED_OWNER}`);
     await client.query(`REVOKE ALL ON DATABASE ${EMBEDDED_DATABASE} FROM PUBLIC`);

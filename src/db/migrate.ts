@@ -53,7 +53,7 @@ export function roleSetupSql(owner: string): string {
     `CREATE ROLE ${ROLE_TENANT} NOLOGIN NOSUPERUSER NOBYPASSRLS;`,
     `CREATE ROLE ${ROLE_MAINTENANCE} NOLOGIN NOSUPERUSER NOBYPASSRLS;`,
     `GRANT ${ROLE_TENANT} TO ${ROLE_APP};`,
-    `GRANT ${ROLE_MAINTENANCE} TO ${owner};`,
+    `GRANT ${ROLE_MAINTENANCE} TO ${owner}; -- PostgreSQL 16+: add WITH INHERIT FALSE; on 15 make ${owner} NOINHERIT`,
   ].join('\n');
 }
 
@@ -84,7 +84,12 @@ async function ensureRoles(client: pg.Client, log: Logger): Promise<void> {
     const member = async (role: string, of: string) =>
       (await client.query<{ m: boolean }>(`SELECT pg_has_role($1, $2, 'MEMBER') AS m`, [role, of])).rows[0]!.m;
     if (!(await member(ROLE_APP, ROLE_TENANT))) await client.query(`GRANT ${ROLE_TENANT} TO ${ROLE_APP}`);
-    if (!(await member(owner, ROLE_MAINTENANCE))) await client.query(`GRANT ${ROLE_MAINTENANCE} TO ${client.escapeIdentifier(owner)}`);
+    if (!(await member(owner, ROLE_MAINTENANCE))) {
+      // The owner must reach the cross-tenant policy only by an explicit SET ROLE, never implicitly:
+      // PostgreSQL 16+ says so per grant; on 15 the owner role itself must be NOINHERIT (see docs).
+      const v = Number((await client.query<{ v: string }>('SHOW server_version_num')).rows[0]!.v);
+      await client.query(`GRANT ${ROLE_MAINTENANCE} TO ${client.escapeIdentifier(owner)}${v >= 160000 ? ' WITH INHERIT FALSE' : ''}`);
+    }
   } catch (err) {
     throw new MigrationError(
       `the database roles the app needs are missing and ${owner} cannot create them (${(err as Error).message}). ` +

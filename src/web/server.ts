@@ -31,8 +31,16 @@ export function buildServer({ db, log }: WebDeps): FastifyInstance {
     return503OnClosing: true,
   });
 
+  // While shutting down, responses still in flight close their connection, so that keep-alive
+  // sockets do not hold the process open until their idle timeout.
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+
   app.addHook('onSend', async (_req, reply) => {
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) if (!reply.hasHeader(k)) reply.header(k, v);
+    if (closing) reply.header('connection', 'close');
   });
 
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
