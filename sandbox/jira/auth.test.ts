@@ -7,7 +7,7 @@ import { signHs256 } from './jwt.ts';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-test('app → Jira JWT: good token accepted, every broken one gets 401 with the reason recorded', async () => {
+void test('app → Jira JWT: good token accepted, every broken one gets 401 with the reason recorded', async () => {
   const { sim, install, call, close } = await startInstalled({ seed: 10 });
   try {
     const ok = await call('GET', '/rest/api/3/project/TCJ');
@@ -51,7 +51,7 @@ test('app → Jira JWT: good token accepted, every broken one gets 401 with the 
   }
 });
 
-test('a site on its own port has no context path (baseUrl like https://x.atlassian.net)', async () => {
+void test('a site on its own port has no context path (baseUrl like https://x.atlassian.net)', async () => {
   const sim = await startJiraSimulator({ seed: 11, sites: ['acme', { name: 'globex', ownPort: true }] });
   const app = await startTestApp({ keysUrl: sim.keysUrl });
   try {

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startInstalled, DEFAULT_MODULES } from './testing.ts';
+import { startInstalled, DEFAULT_MODULES, type BuildsResponse, type DeploymentsResponse, type ErrorMessages } from './testing.ts';
 
-const sample = (name: string): Record<string, any> =>
-  JSON.parse(readFileSync(new URL(`../../../shared/fixtures/jira/samples/${name}`, import.meta.url), 'utf8'));
+interface Sample { properties?: unknown; builds: Array<Record<string, unknown>>; deployments: Array<Record<string, unknown> & { pipeline: Record<string, unknown> }> }
+const sample = (name: string): Sample =>
+  JSON.parse(readFileSync(new URL(`../../../shared/fixtures/jira/samples/${name}`, import.meta.url), 'utf8')) as Sample;
 
 function build(n: number, over: Record<string, unknown> = {}): Record<string, unknown> {
   return {
@@ -23,7 +24,7 @@ function deployment(n: number, over: Record<string, unknown> = {}): Record<strin
   };
 }
 
-test('official sample bodies: the Jenkins ones are valid and accepted; github-for-jira ones break the spec as documented', async () => {
+void test('official sample bodies: the Jenkins ones are valid and accepted; github-for-jira ones break the spec as documented', async () => {
   const { sim, call, close } = await startInstalled({ seed: 20 });
   try {
     sim.site('acme').addProject({ key: 'JEN', name: 'Jenkins' });
@@ -45,29 +46,29 @@ test('official sample bodies: the Jenkins ones are valid and accepted; github-fo
     assert.equal(bad.status, 400);
     assert.deepEqual(bad.body, [{ message: "'properties.gitHubInstallationId' must be string" }, { message: "'properties.repositoryId' must be string" }]);
     // With string properties the envelope passes; its test url "test-repo-url" is not a URL → rejected item.
-    gh['properties'] = { gitHubInstallationId: '1234', repositoryId: '123' };
+    gh.properties = { gitHubInstallationId: '1234', repositoryId: '123' };
     const item = await call('POST', '/rest/builds/0.1/bulk', { body: gh });
     assert.equal(item.status, 202);
-    assert.deepEqual((item.body as any).rejectedBuilds, [{ key: { pipelineId: '9751894', buildNumber: 84 }, errors: [{ message: `'url' must match format "URL"` }] }]);
+    assert.deepEqual((item.body as BuildsResponse).rejectedBuilds, [{ key: { pipelineId: '9751894', buildNumber: 84 }, errors: [{ message: `'url' must match format "URL"` }] }]);
     // Same sample with a real URL and a known key: accepted (undocumented preventTransitions/operationType tolerated).
-    gh['builds'][0].url = 'https://github.com/o/r/actions/runs/1';
-    gh['builds'][0].issueKeys = ['TCJ-3'];
-    assert.deepEqual(((await call('POST', '/rest/builds/0.1/bulk', { body: gh })).body as any).acceptedBuilds, [{ pipelineId: '9751894', buildNumber: 84 }]);
+    gh.builds[0]!['url'] = 'https://github.com/o/r/actions/runs/1';
+    gh.builds[0]!['issueKeys'] = ['TCJ-3'];
+    assert.deepEqual(((await call('POST', '/rest/builds/0.1/bulk', { body: gh })).body as BuildsResponse).acceptedBuilds, [{ pipelineId: '9751894', buildNumber: 84 }]);
     // github-for-jira deployment: commit association (2026 API) accepted once url and properties are valid.
     const ghd = sample('github-for-jira.deployments-bulk.request.json');
-    ghd['properties'] = { gitHubInstallationId: '1234' };
-    ghd['deployments'][0].url = 'https://github.com/o/r/commit/1/checks';
-    ghd['deployments'][0].pipeline.url = 'https://github.com/o/r/commit/1/checks';
+    ghd.properties = { gitHubInstallationId: '1234' };
+    ghd.deployments[0]!['url'] = 'https://github.com/o/r/commit/1/checks';
+    ghd.deployments[0]!.pipeline['url'] = 'https://github.com/o/r/commit/1/checks';
     const dr = await call('POST', '/rest/deployments/0.1/bulk', { body: ghd });
     assert.equal(dr.status, 202);
-    assert.deepEqual((dr.body as any).unknownAssociations, [{ associationType: 'issueIdOrKeys', values: ['TEST-123'] }]);
-    assert.equal((dr.body as any).rejectedDeployments[0].errors[0].message, 'No valid issues or services found for deployment');
+    assert.deepEqual((dr.body as DeploymentsResponse).unknownAssociations, [{ associationType: 'issueIdOrKeys', values: ['TEST-123'] }]);
+    assert.equal((dr.body as DeploymentsResponse).rejectedDeployments[0]!.errors[0]!.message, 'No valid issues or services found for deployment');
   } finally {
     await close();
   }
 });
 
-test('builds: 400 for a bad envelope, per-item rejection, unknownIssueKeys, partial keys', async () => {
+void test('builds: 400 for a bad envelope, per-item rejection, unknownIssueKeys, partial keys', async () => {
   const { sim, call, close } = await startInstalled({ seed: 21 });
   try {
     assert.equal((await call('POST', '/rest/builds/0.1/bulk', { body: { builds: [] } })).status, 400);
@@ -95,9 +96,9 @@ test('builds: 400 for a bad envelope, per-item rejection, unknownIssueKeys, part
       },
     });
     assert.equal(r.status, 202);
-    const body = r.body as any;
+    const body = r.body as BuildsResponse;
     assert.deepEqual(body.acceptedBuilds, [{ pipelineId: 'conn-1/bt1', buildNumber: 1 }, { pipelineId: 'conn-1/bt1', buildNumber: 3 }]);
-    assert.deepEqual(body.rejectedBuilds.map((x: any) => [x.key.buildNumber, x.errors.map((e: any) => e.message)]), [
+    assert.deepEqual(body.rejectedBuilds.map((x) => [x.key.buildNumber, x.errors.map((e) => e.message)]), [
       [2, ["'url' is required"]],
       [4, ['No valid issues found for build']],
       [5, ["'displayName' must NOT have more than 255 characters", "'state' must be equal to one of the allowed values"]],
@@ -111,23 +112,23 @@ test('builds: 400 for a bad envelope, per-item rejection, unknownIssueKeys, part
     // 2026 drift: builds may use associations instead of issueKeys (ids resolve too).
     const issueId = sim.site('acme').findIssue('TCJ-4')!.id;
     const a = await call('POST', '/rest/builds/0.1/bulk', { body: { builds: [build(8, { issueKeys: undefined, associations: [{ associationType: 'issueIdOrKeys', values: [issueId] }] })] } });
-    assert.deepEqual((a.body as any).acceptedBuilds, [{ pipelineId: 'conn-1/bt1', buildNumber: 8 }]);
+    assert.deepEqual((a.body as BuildsResponse).acceptedBuilds, [{ pipelineId: 'conn-1/bt1', buildNumber: 8 }]);
     assert.deepEqual(sim.site('acme').getBuild('conn-1/bt1', 8)?.issueKeys, ['TCJ-4']);
     const none = await call('POST', '/rest/builds/0.1/bulk', { body: { builds: [build(9, { issueKeys: undefined })] } });
-    assert.deepEqual((none.body as any).rejectedBuilds[0].errors, [{ message: "'issueKeys' is required" }]);
+    assert.deepEqual((none.body as BuildsResponse).rejectedBuilds[0]!.errors, [{ message: "'issueKeys' is required" }]);
   } finally {
     await close();
   }
 });
 
-test('limits: > 100 entities → 413, body over maxRequestBytes → 413', async () => {
+void test('limits: > 100 entities → 413, body over maxRequestBytes → 413', async () => {
   const { call, close } = await startInstalled({ seed: 22, maxRequestBytes: 64_000 });
   try {
     const hundred = Array.from({ length: 100 }, (_, i) => build(i + 1));
     assert.equal((await call('POST', '/rest/builds/0.1/bulk', { body: { builds: hundred } })).status, 202);
     const many = await call('POST', '/rest/builds/0.1/bulk', { body: { builds: [...hundred, build(101)] } });
     assert.equal(many.status, 413);
-    assert.match((many.body as any)[0].message, /Submit fewer builds/);
+    assert.match((many.body as ErrorMessages)[0]!.message, /Submit fewer builds/);
     const deps = Array.from({ length: 101 }, (_, i) => deployment(i + 1));
     assert.equal((await call('POST', '/rest/deployments/0.1/bulk', { body: { deployments: deps } })).status, 413);
     const big = await call('POST', '/rest/builds/0.1/bulk', { body: { builds: [build(1, { description: 'x'.repeat(70_000) })] } });
@@ -137,13 +138,13 @@ test('limits: > 100 entities → 413, body over maxRequestBytes → 413', async 
   }
 });
 
-test('upsert by updateSequenceNumber: older or equal ignored (still accepted), newer replaces', async () => {
+void test('upsert by updateSequenceNumber: older or equal ignored (still accepted), newer replaces', async () => {
   const { sim, call, close } = await startInstalled({ seed: 23 });
   try {
     const post = (b: Record<string, unknown>) => call('POST', '/rest/builds/0.1/bulk', { body: { builds: [b] } });
     await post(build(1, { updateSequenceNumber: 10, state: 'in_progress' }));
     const older = await post(build(1, { updateSequenceNumber: 9, state: 'failed' }));
-    assert.deepEqual((older.body as any).acceptedBuilds, [{ pipelineId: 'conn-1/bt1', buildNumber: 1 }]);
+    assert.deepEqual((older.body as BuildsResponse).acceptedBuilds, [{ pipelineId: 'conn-1/bt1', buildNumber: 1 }]);
     assert.equal(sim.site('acme').getBuild('conn-1/bt1', 1)?.data['state'], 'in_progress');
     await post(build(1, { updateSequenceNumber: 10, state: 'failed' }));
     assert.equal(sim.site('acme').getBuild('conn-1/bt1', 1)?.data['state'], 'in_progress', 'equal is ignored');
@@ -164,7 +165,7 @@ test('upsert by updateSequenceNumber: older or equal ignored (still accepted), n
   }
 });
 
-test('bulkByProperties deletes exactly the matching entities (AND); no property → 400', async () => {
+void test('bulkByProperties deletes exactly the matching entities (AND); no property → 400', async () => {
   const { sim, call, close } = await startInstalled({ seed: 24 });
   try {
     const post = (props: Record<string, string>, n: number) => call('POST', '/rest/builds/0.1/bulk', { body: { properties: props, builds: [build(n)] } });
@@ -185,7 +186,7 @@ test('bulkByProperties deletes exactly the matching entities (AND); no property 
   }
 });
 
-test('deployments: deprecated issueKeys, unknown keys, service associations, 500-value cap', async () => {
+void test('deployments: deprecated issueKeys, unknown keys, service associations, 500-value cap', async () => {
   const { sim, call, close } = await startInstalled({ seed: 25 });
   try {
     const r = await call('POST', '/rest/deployments/0.1/bulk', {
@@ -201,10 +202,10 @@ test('deployments: deprecated issueKeys, unknown keys, service associations, 500
       },
     });
     assert.equal(r.status, 202);
-    const body = r.body as any;
-    assert.deepEqual(body.acceptedDeployments.map((d: any) => d.deploymentSequenceNumber), [1, 2]);
+    const body = r.body as DeploymentsResponse;
+    assert.deepEqual(body.acceptedDeployments.map((d) => d.deploymentSequenceNumber), [1, 2]);
     assert.deepEqual(body.unknownIssueKeys, ['NOPE-9']);
-    assert.deepEqual(body.rejectedDeployments.map((d: any) => [d.key.deploymentSequenceNumber, d.errors[0].message]), [
+    assert.deepEqual(body.rejectedDeployments.map((d) => [d.key.deploymentSequenceNumber, d.errors[0]!.message]), [
       [3, 'The total number of association values must not exceed 500 (got 501)'],
       [4, "'associations' must contain at least one issue or service association"],
       [5, "Must specify one of 'issueKeys' or 'associations'"],
@@ -216,21 +217,21 @@ test('deployments: deprecated issueKeys, unknown keys, service associations, 500
   }
 });
 
-test('403 without the provider module or the scope; GET-by-key works but is flagged test-only', async () => {
+void test('403 without the provider module or the scope; GET-by-key works but is flagged test-only', async () => {
   const noDeployments = await startInstalled({ seed: 26 }, { modules: { jiraBuildInfoProvider: DEFAULT_MODULES.jiraBuildInfoProvider }, scopes: ['READ', 'WRITE'] });
   try {
     const { call, sim } = noDeployments;
     const d = await call('POST', '/rest/deployments/0.1/bulk', { body: { deployments: [deployment(1)] } });
     assert.equal(d.status, 403);
-    assert.match((d.body as any)[0].message, /jiraDeploymentInfoProvider/);
+    assert.match((d.body as ErrorMessages)[0]!.message, /jiraDeploymentInfoProvider/);
     assert.equal((await call('POST', '/rest/builds/0.1/bulk', { body: { builds: [build(1)] } })).status, 202);
     const del = await call('DELETE', '/rest/builds/0.1/bulkByProperties?x=1');
     assert.equal(del.status, 403, 'DELETE scope missing');
-    assert.match((del.body as any)[0].message, /'DELETE' scope/);
+    assert.match((del.body as ErrorMessages)[0]!.message, /'DELETE' scope/);
 
     const got = await call('GET', `/rest/builds/0.1/pipelines/${encodeURIComponent('conn-1/bt1')}/builds/1`);
     assert.equal(got.status, 200);
-    assert.equal((got.body as any).displayName, 'Build #1');
+    assert.equal((got.body as { displayName: string }).displayName, 'Build #1');
     assert.equal((await call('GET', '/rest/builds/0.1/pipelines/nope/builds/1')).status, 404);
     const flagged = sim.unexpectedCalls();
     assert.equal(flagged.length, 2);

@@ -6,7 +6,7 @@ import { startInstalled } from './testing.ts';
 
 const sha = (s: string): string => createHash('sha256').update(s).digest('hex');
 
-test('429 with Retry-After for the next N requests, 503, latency; faults are recorded', async () => {
+void test('429 with Retry-After for the next N requests, 503, latency; faults are recorded', async () => {
   const { sim, call, close } = await startInstalled({ seed: 40 });
   try {
     sim.faults.failNext({ status: 429, count: 2, retryAfterSeconds: 7, path: '/rest/builds/0.1/bulk' });
@@ -39,7 +39,7 @@ test('429 with Retry-After for the next N requests, 503, latency; faults are rec
   }
 });
 
-test('token bucket per site: burst then 429 until refilled (injected clock)', async () => {
+void test('token bucket per site: burst then 429 until refilled (injected clock)', async () => {
   let clock = 1_800_000_000_000;
   const { sim, call, close } = await startInstalled({ seed: 41, now: () => clock });
   try {
@@ -56,7 +56,7 @@ test('token bucket per site: burst then 429 until refilled (injected clock)', as
   }
 });
 
-test('calls outside the allowed endpoint list are 404 and show up in unexpectedCalls()', async () => {
+void test('calls outside the allowed endpoint list are 404 and show up in unexpectedCalls()', async () => {
   const { sim, call, close } = await startInstalled({ seed: 42 });
   try {
     assert.deepEqual(sim.unexpectedCalls(), []);
@@ -81,7 +81,7 @@ test('calls outside the allowed endpoint list are 404 and show up in unexpectedC
   }
 });
 
-test('iframe URL: HS256 with the shared secret, qsh of that GET relative to the app baseUrl, sub = user', async () => {
+void test('iframe URL: HS256 with the shared secret, qsh of that GET relative to the app baseUrl, sub = user', async () => {
   const { sim, app, install, close } = await startInstalled({ seed: 43 }, { contextPath: '/app' });
   try {
     const dev = sim.site('acme').user('Dan Developer')!;
@@ -112,7 +112,7 @@ test('iframe URL: HS256 with the shared secret, qsh of that GET relative to the 
   }
 });
 
-test('the browse page lists each issue with its builds and deployments by environment', async () => {
+void test('the browse page lists each issue with its builds and deployments by environment', async () => {
   const { sim, call, close } = await startInstalled({ seed: 44 });
   try {
     await call('POST', '/rest/builds/0.1/bulk', {

@@ -4,7 +4,7 @@ import { decodeProtectedHeader, decodeJwt as joseDecode, importSPKI, jwtVerify }
 import { startJiraSimulator, type InstallFault } from './server.ts';
 import { callAsApp, startTestApp } from './testing.ts';
 
-test('install: RS256 signed callback verifies with the key from the key server; payload is complete', async () => {
+void test('install: RS256 signed callback verifies with the key from the key server; payload is complete', async () => {
   const started = Date.now();
   const sim = await startJiraSimulator({ seed: 1 });
   assert.ok(Date.now() - started < 1000, 'starts in < 1 s');
@@ -31,7 +31,7 @@ test('install: RS256 signed callback verifies with the key from the key server; 
     assert.equal(header.kid, sim.kid);
     assert.deepEqual(app.keyFetches, [sim.kid]);
     const pem = await (await fetch(`${sim.keysUrl}/${sim.kid}`)).text();
-    const { payload } = await jwtVerify(r.token!, await importSPKI(pem, 'RS256'), { audience: app.baseUrl, issuer: p['clientKey'] as string });
+    const { payload } = await jwtVerify(r.token!, await importSPKI(pem, 'RS256'), { audience: app.baseUrl, issuer: String(p['clientKey']) });
     assert.ok(payload.exp! > Date.now() / 1000);
     // enabled follows, HS256 with the new shared secret (verified by the test app).
     assert.equal(r.enabled?.ok, true);
@@ -47,7 +47,7 @@ test('install: RS256 signed callback verifies with the key from the key server; 
   }
 });
 
-test('reinstall issues a new shared secret; the old one stops working; clientKey is stable', async () => {
+void test('reinstall issues a new shared secret; the old one stops working; clientKey is stable', async () => {
   const sim = await startJiraSimulator({ seed: 2 });
   const app = await startTestApp({ keysUrl: sim.keysUrl });
   try {
@@ -77,7 +77,7 @@ test('reinstall issues a new shared secret; the old one stops working; clientKey
   }
 });
 
-test('forged install requests are rejected by a correct app and never create an installation', async () => {
+void test('forged install requests are rejected by a correct app and never create an installation', async () => {
   const sim = await startJiraSimulator({ seed: 3 });
   const app = await startTestApp({ keysUrl: sim.keysUrl });
   const faults: InstallFault[] = [
@@ -105,7 +105,7 @@ test('forged install requests are rejected by a correct app and never create an 
   }
 });
 
-test('uninstall: disabled (HS256) then uninstalled (RS256); data purged; app calls get 401', async () => {
+void test('uninstall: disabled (HS256) then uninstalled (RS256); data purged; app calls get 401', async () => {
   const sim = await startJiraSimulator({ seed: 4 });
   const app = await startTestApp({ keysUrl: sim.keysUrl, contextPath: '/app' });
   try {
@@ -141,7 +141,7 @@ test('uninstall: disabled (HS256) then uninstalled (RS256); data purged; app cal
   }
 });
 
-test('rotated install key: new kid, old kid still served, app fetches the new one', async () => {
+void test('rotated install key: new kid, old kid still served, app fetches the new one', async () => {
   const sim = await startJiraSimulator({ seed: 5 });
   const app = await startTestApp({ keysUrl: sim.keysUrl });
   try {

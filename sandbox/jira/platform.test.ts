@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadFixtureJson, newAjv } from './schema.ts';
-import { startInstalled } from './testing.ts';
+import { startInstalled, type IssueResponse, type PermissionsResponse, type ProjectResponse } from './testing.ts';
 
 function platformValidator(schemaName: string) {
   const ajv = newAjv();
@@ -10,7 +10,7 @@ function platformValidator(schemaName: string) {
   return ajv.compile({ $ref: `platform.json#/components/schemas/${schemaName}` });
 }
 
-test('permissions/check answers from the site model', async () => {
+void test('permissions/check answers from the site model', async () => {
   const { sim, call, close } = await startInstalled({ seed: 30 });
   try {
     const site = sim.site('acme');
@@ -24,7 +24,7 @@ test('permissions/check answers from the site model', async () => {
       const r = await call('POST', '/rest/api/3/permissions/check', { body });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.ok(grants(r.body), JSON.stringify(grants.errors));
-      return r.body as any;
+      return r.body as PermissionsResponse;
     };
     const ask = (accountId: string) => ({
       accountId,
@@ -69,7 +69,7 @@ test('permissions/check answers from the site model', async () => {
   }
 });
 
-test('issue and project responses match the platform OpenAPI schemas; 404s', async () => {
+void test('issue and project responses match the platform OpenAPI schemas; 404s', async () => {
   const { sim, call, close } = await startInstalled({ seed: 31 });
   try {
     const issueSchema = platformValidator('IssueBean');
@@ -78,12 +78,12 @@ test('issue and project responses match the platform OpenAPI schemas; 404s', asy
     const issue = await call('GET', `/rest/api/3/issue/${site.findIssue('TCJ-2')!.id}`);
     assert.equal(issue.status, 200);
     assert.ok(issueSchema(issue.body), JSON.stringify(issueSchema.errors));
-    const ib = issue.body as any;
+    const ib = issue.body as IssueResponse;
     assert.equal(ib.key, 'TCJ-2');
-    assert.equal(ib.fields.project.key, 'TCJ');
+    assert.equal((ib.fields['project'] as { key: string }).key, 'TCJ');
     assert.equal(ib.self, `${sim.siteUrl('acme')}/rest/api/3/issue/${ib.id}`);
     // By key, case-insensitive fallback, and `fields` filtering.
-    const byKey = (await call('GET', '/rest/api/3/issue/tcj-2?fields=project')).body as any;
+    const byKey = (await call('GET', '/rest/api/3/issue/tcj-2?fields=project')).body as IssueResponse;
     assert.equal(byKey.key, 'TCJ-2');
     assert.deepEqual(Object.keys(byKey.fields), ['project']);
     assert.ok(issueSchema(byKey));
@@ -93,7 +93,7 @@ test('issue and project responses match the platform OpenAPI schemas; 404s', asy
       const p = await call('GET', `/rest/api/3/project/${idOrKey}`);
       assert.equal(p.status, 200);
       assert.ok(projectSchema(p.body), JSON.stringify(projectSchema.errors));
-      assert.equal(typeof (p.body as any).projectTypeKey, 'string');
+      assert.equal(typeof (p.body as ProjectResponse).projectTypeKey, 'string');
     }
     assert.equal((await call('GET', '/rest/api/3/project/tcj')).status, 404, 'project key is case-sensitive');
   } finally {

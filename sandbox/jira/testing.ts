@@ -66,7 +66,7 @@ export async function startTestApp(o: TestAppOptions): Promise<TestApp> {
     if (claims.iss !== payload['clientKey']) throw new Error('iss != clientKey');
     // Canonical request computed here by hand, independent of the simulator's qsh module.
     if (claims['qsh'] !== sha256(`POST&/lifecycle/${event}&`)) throw new Error('qsh mismatch');
-    return claims as Record<string, unknown>;
+    return claims;
   }
 
   async function verifyHs256(auth: string | undefined, payload: Record<string, unknown>, event: string): Promise<Record<string, unknown>> {
@@ -76,7 +76,7 @@ export async function startTestApp(o: TestAppOptions): Promise<TestApp> {
     if (!tenant) throw new Error('unknown tenant');
     const { payload: claims } = await jwtVerify(token, new TextEncoder().encode(tenant.sharedSecret), { algorithms: ['HS256'], issuer: String(payload['clientKey']) });
     if (claims['qsh'] !== sha256(`POST&/lifecycle/${event}&`)) throw new Error('qsh mismatch');
-    return claims as Record<string, unknown>;
+    return claims;
   }
 
   const server: Server = createServer((req, res) => {
@@ -180,7 +180,7 @@ export async function callAsApp(
   if (body !== undefined) headers['content-type'] = 'application/json';
   const r = await fetch(`${siteBaseUrl}${pathAndQuery}`, { method, headers, ...(body !== undefined ? { body } : {}) });
   const text = await r.text();
-  let parsed: unknown = text;
+  let parsed: unknown;
   try {
     parsed = text === '' ? undefined : (JSON.parse(text) as unknown);
   } catch {
@@ -205,4 +205,26 @@ export async function startInstalled(simOptions: JiraSimulatorOptions = {}, appO
       await app.close();
     },
   };
+}
+
+/** Response body types for test assertions (202 bodies of the bulk APIs, Jira error lists). */
+export type ErrorMessages = Array<{ message: string }>;
+export interface BuildKey { pipelineId: string; buildNumber: number }
+export interface DeploymentKey { pipelineId: string; environmentId: string; deploymentSequenceNumber: number }
+export interface BuildsResponse {
+  acceptedBuilds: BuildKey[];
+  rejectedBuilds: Array<{ key: BuildKey; errors: ErrorMessages }>;
+  unknownIssueKeys: string[];
+}
+export interface DeploymentsResponse {
+  acceptedDeployments: DeploymentKey[];
+  rejectedDeployments: Array<{ key: DeploymentKey; errors: ErrorMessages }>;
+  unknownIssueKeys: string[];
+  unknownAssociations: Array<{ associationType: string; values: string[] }>;
+}
+export interface IssueResponse { id: string; key: string; self: string; fields: Record<string, { key?: string } | string> }
+export interface ProjectResponse { id: string; key: string; projectTypeKey: string }
+export interface PermissionsResponse {
+  globalPermissions: string[];
+  projectPermissions: Array<{ permission: string; projects: number[]; issues: number[] }>;
 }
