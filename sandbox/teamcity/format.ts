@@ -20,7 +20,7 @@ const TC_DATE_Z = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})(?:\.(\d{3}))?Z$/
 
 function fromParts(m: RegExpExecArray, offsetMin: number): number {
   const [, y, mo, d, h, mi, s, ms] = m;
-  return Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!, ms ? +ms : 0) - offsetMin * 60_000;
+  return Date.UTC(+y!, +mo! - 1, +d!, +h!, +mi!, +s!, ms ? Number(ms) : 0) - offsetMin * 60_000;
 }
 
 function badDate(v: string): LocatorError {
@@ -32,9 +32,9 @@ function badDate(v: string): LocatorError {
 
 /** Strict legacy parser (`sinceDate`): `yyyyMMdd'T'HHmmssZ` only. */
 export function parseLegacyTcDate(v: string): number {
-  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})([+-])(\d{2})(\d{2})$/.exec(v);
+  const m = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})()([+-])(\d{2})(\d{2})$/.exec(v);
   if (!m) throw badDate(v);
-  const off = (m[7] === '-' ? -1 : 1) * (Number(m[8]) * 60 + Number(m[9]));
+  const off = (m[8] === '-' ? -1 : 1) * (Number(m[9]) * 60 + Number(m[10]));
   return fromParts(m, off);
 }
 
@@ -183,9 +183,15 @@ export function toXml(rootName: string, value: unknown): string {
   return `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>${element(rootName, value)}`;
 }
 
+function scalar(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return JSON.stringify(v) ?? '';
+}
+
 function element(name: string, value: unknown): string {
   if (value === null || typeof value !== 'object') {
-    return `<${name}>${xmlEscape(String(value))}</${name}>`;
+    return `<${name}>${xmlEscape(scalar(value))}</${name}>`;
   }
   const attrs: string[] = [];
   const children: string[] = [];
@@ -196,9 +202,9 @@ function element(name: string, value: unknown): string {
     } else if (typeof v === 'object') {
       children.push(element(k, v));
     } else if (TEXT_ELEMENTS.has(k)) {
-      children.push(`<${k}>${xmlEscape(String(v))}</${k}>`);
+      children.push(`<${k}>${xmlEscape(scalar(v))}</${k}>`);
     } else {
-      attrs.push(` ${k}="${xmlEscape(String(v))}"`);
+      attrs.push(` ${k}="${xmlEscape(scalar(v))}"`);
     }
   }
   return children.length === 0 ? `<${name}${attrs.join('')}/>` : `<${name}${attrs.join('')}>${children.join('')}</${name}>`;

@@ -115,7 +115,7 @@ export function generateHistory(model: TeamCityModel, opts: GenerateOptions): Ge
           projectId: id,
           type: kind,
           vcsRootIds: [root.id],
-          branched: !(kind === 'deployment' && t % 20 === 19),
+          branched: !(kind === 'deployment' && p % 2 === 1),
           defaultBranchName: dflt,
           estimatedDurationSec: 60 + rnd.int(0, 1700),
         }),
@@ -235,6 +235,43 @@ export function generateHistory(model: TeamCityModel, opts: GenerateOptions): Ge
         b.statusText = 'Exit code 1 (Step: Gradle)';
       }
       drafts.push({ b, changes: b.personal ? 0 : rnd.int(0, 3) });
+    }
+    if (rnd.chance(0.3)) {
+      // a build waiting in the queue right now
+      const queued = now - rnd.int(5, 600) * 1000;
+      drafts.push({
+        b: {
+          id: 0, buildType: bt, number: null, state: 'queued', status: null, statusText: null,
+          branch: bt.branched ? bt.defaultBranchName : null, defaultBranch: bt.branched,
+          personal: false, owner: null, failedToStart: false, canceled: null,
+          queuedDate: queued, startDate: null, finishDate: null,
+          triggered: { type: 'vcs', date: queued, details: 'jetbrains.git' },
+          changeIds: [], revisions: [], agent: null, tests: null, problems: 0,
+          estimatedSec: bt.estimatedDurationSec, hanging: false, stageText: '', sortKey: queued,
+        },
+        changes: rnd.int(1, 2),
+      });
+    }
+    if (rnd.chance(0.5)) {
+      // a build running right now (some failing so far, some being canceled)
+      const started = now - rnd.int(10, Math.max(11, bt.estimatedDurationSec)) * 1000;
+      const kind = rnd.next();
+      const tuser = rnd.pick(users);
+      drafts.push({
+        b: {
+          id: 0, buildType: bt, number: null, state: 'running',
+          status: kind < 0.2 ? 'UNKNOWN' : kind < 0.4 ? 'FAILURE' : 'SUCCESS',
+          statusText: kind < 0.2 ? 'Canceled (Step 1/2)' : kind < 0.4 ? 'Tests failed: 2 (2 new), passed: 80' : 'Running',
+          branch: bt.branched ? bt.defaultBranchName : null, defaultBranch: bt.branched,
+          personal: false, owner: null, failedToStart: false,
+          canceled: kind < 0.2 ? { timestamp: now - 5000, text: 'Stopped by user', user: tuser } : null,
+          queuedDate: started - 2000, startDate: started, finishDate: null,
+          triggered: { type: 'user', date: started - 2000, user: tuser },
+          changeIds: [], revisions: [], agent: rnd.pick(model.agents), tests: null, problems: 0,
+          estimatedSec: bt.estimatedDurationSec, hanging: kind > 0.95, stageText: 'Step 2/2: Gradle', sortKey: started,
+        },
+        changes: rnd.int(0, 2),
+      });
     }
   }
   drafts.sort((x, y) => x.b.queuedDate - y.b.queuedDate || x.b.buildType.internalId.localeCompare(y.b.buildType.internalId));
