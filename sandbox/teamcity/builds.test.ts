@@ -1,5 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-return --
-   assertions on untyped JSON parsed from HTTP responses */
+ 
 // /app/rest/builds semantics over HTTP: ordering (§4.3), default filter (§2.3), paging (§5.1), locators (§2.2),
 // and the long-build polling pitfall (§5.2).
 import { after, before, describe, it } from 'node:test';

@@ -1,5 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-argument --
-   assertions on untyped JSON parsed from HTTP responses */
+ 
 // The simulator reproduces the shape of every shared TeamCity fixture for the equivalent request, and its JSON
 // validates against the TeamCity 2026.1 swagger definitions.
 import { after, before, describe, it } from 'node:test';

@@ -1,5 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-argument --
-   assertions on untyped JSON parsed from HTTP responses */
+ 
 // generateHistory: determinism, speed, realism of the data; query speed and lookupLimit escalation at 100k builds.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

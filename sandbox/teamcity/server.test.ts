@@ -1,5 +1,4 @@
-/* eslint-disable @typescript-eslint/no-unsafe-argument, @typescript-eslint/no-unsafe-call --
-   assertions on untyped JSON parsed from HTTP responses */
+ 
 // Auth (§1), permissions (§1.5/§1.6), endpoints, content negotiation, faults and request recording.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
