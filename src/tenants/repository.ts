@@ -97,6 +97,10 @@ export class TenantRepository {
     return this.db.withTenant(tenantId, (tx) => this.load(tx, tenantId));
   }
 
+  async authById(tenantId: string): Promise<TenantAuth | undefined> {
+    return this.db.withTenant(tenantId, (tx) => this.load(tx, tenantId));
+  }
+
   private async load(tx: Tx, tenantId: string): Promise<TenantAuth | undefined> {
     const { rows } = await tx.query<{ client_key: string; base_url: string; state: 'installed' | 'uninstalled'; enabled: boolean; ct: Buffer }>(
       `SELECT client_key, base_url, state, enabled, shared_secret_ct AS ct FROM tenants`,

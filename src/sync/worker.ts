@@ -1,0 +1,109 @@
+// The worker: claims due servers and tenants with pending deliveries from PostgreSQL (leases taken
+// with FOR UPDATE SKIP LOCKED, so any number of workers share the work and a dead worker's lease
+// simply expires) and runs each claim as its own task, so one slow server or tenant only ever
+// occupies one slot.
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import type { Database } from '../db/database.ts';
+import type { Logger } from '../log.ts';
+
+export interface WorkerTasks {
+  poll(tenantId: string, serverId: string, workerId: string): Promise<void>;
+  deliver(tenantId: string, workerId: string): Promise<void>;
+}
+
+export interface WorkerOptions {
+  workerId?: string;
+  tickMs?: number;
+  maxConcurrentPolls?: number;
+  maxConcurrentDeliveries?: number;
+  /** A poll holds its server this long at most; it renews while paging through long work. */
+  pollLeaseSeconds?: number;
+  deliveryLeaseSeconds?: number;
+}
+
+export class SyncWorker {
+  readonly workerId: string;
+  private readonly polls = new Map<string, Promise<void>>();
+  private readonly deliveries = new Map<string, Promise<void>>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
+  private stopped = false;
+  private readonly opts: Required<Omit<WorkerOptions, 'workerId'>>;
+
+  constructor(
+    private readonly db: Database,
+    private readonly tasks: WorkerTasks,
+    private readonly log: Logger,
+    opts: WorkerOptions = {},
+  ) {
+    this.workerId = opts.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.opts = {
+      tickMs: opts.tickMs ?? 1000,
+      maxConcurrentPolls: opts.maxConcurrentPolls ?? 8,
+      maxConcurrentDeliveries: opts.maxConcurrentDeliveries ?? 8,
+      pollLeaseSeconds: opts.pollLeaseSeconds ?? 300,
+      deliveryLeaseSeconds: opts.deliveryLeaseSeconds ?? 300,
+    };
+  }
+
+  start(): void {
+    this.log.info({ workerId: this.workerId }, 'sync worker started');
+    const loop = () => {
+      if (this.stopped) return;
+      this.ticking = this.tick().finally(() => {
+        this.ticking = undefined;
+        if (!this.stopped) this.timer = setTimeout(loop, this.opts.tickMs);
+      });
+    };
+    loop();
+  }
+
+  /** Stops claiming and waits for the work in hand (leases of unfinished work expire on their own). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.ticking;
+    await Promise.allSettled([...this.polls.values(), ...this.deliveries.values()]);
+    this.log.info({ workerId: this.workerId }, 'sync worker stopped');
+  }
+
+  /** One round of claiming; exposed for tests that drive the worker step by step. */
+  async tick(): Promise<void> {
+    try {
+      const freePolls = this.opts.maxConcurrentPolls - this.polls.size;
+      if (freePolls > 0) {
+        const { rows } = await this.db.pool.query<{ tenant_id: string; server_id: string }>('SELECT * FROM claim_due_servers($1, $2, $3)', [
+          this.workerId,
+          this.opts.pollLeaseSeconds,
+          freePolls,
+        ]);
+        for (const r of rows) this.run(this.polls, r.server_id, () => this.tasks.poll(r.tenant_id, r.server_id, this.workerId), { tenantId: r.tenant_id, serverId: r.server_id });
+      }
+      const freeDeliveries = this.opts.maxConcurrentDeliveries - this.deliveries.size;
+      if (freeDeliveries > 0) {
+        const { rows } = await this.db.pool.query<{ tenant_id: string }>('SELECT * FROM claim_due_deliveries($1, $2, $3)', [
+          this.workerId,
+          this.opts.deliveryLeaseSeconds,
+          freeDeliveries,
+        ]);
+        for (const r of rows) this.run(this.deliveries, r.tenant_id, () => this.tasks.deliver(r.tenant_id, this.workerId), { tenantId: r.tenant_id });
+      }
+    } catch (err) {
+      // The database may be restarting: log and try again next tick.
+      this.log.warn({ err }, 'worker could not claim work');
+    }
+  }
+
+  /** Resolves when no task is running (tests). */
+  async idle(): Promise<void> {
+    while (this.polls.size || this.deliveries.size) await Promise.allSettled([...this.polls.values(), ...this.deliveries.values()]);
+  }
+
+  private run(into: Map<string, Promise<void>>, key: string, task: () => Promise<void>, ids: Record<string, string>): void {
+    const p = task()
+      .catch((err: unknown) => this.log.error({ err, ...ids }, 'sync task failed'))
+      .finally(() => into.delete(key));
+    into.set(key, p);
+  }
+}

@@ -1,0 +1,112 @@
+// Delivery from the outbox to the Jira simulator over HTTP: batching, coalescing, Jira's verdicts,
+// and a rate-limited tenant that pauses without holding up another.
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { BuildData } from '../../src/jira/models.ts';
+import { deliverTenant, type DelivererDeps } from '../../src/sync/deliverer.ts';
+import { enqueue, nextUpdateSequence } from '../../src/sync/outbox.ts';
+import { createServer } from '../../src/sync/servers.ts';
+import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
+import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
+
+let t: TestDatabase;
+let world: JiraWorld;
+let deps: DelivererDeps;
+const tenants: Record<string, { tenantId: string; serverId: string }> = {};
+
+function build(serverId: string, id: number, usn: number, state: BuildData['state'], keys = ['TCJ-1']): BuildData {
+  return {
+    schemaVersion: '1.0',
+    pipelineId: `${serverId}/Proj_Build`,
+    buildNumber: id,
+    updateSequenceNumber: usn,
+    displayName: `Proj / Build #${id}`,
+    url: `https://tc.example.com/build/${id}`,
+    state,
+    lastUpdated: '2026-12-01T10:00:00.000Z',
+    issueKeys: keys,
+  };
+}
+
+async function queue(site: string, id: number, state: BuildData['state'], keys?: string[]) {
+  const { tenantId, serverId } = tenants[site]!;
+  await t.db.withTenant(tenantId, async (tx) => {
+    const usn = await nextUpdateSequence(tx);
+    await enqueue(tx, tenantId, serverId, id, { kind: 'build', payload: build(serverId, id, usn, state, keys) });
+  });
+}
+
+async function outboxSize(site: string) {
+  return t.db.withTenant(tenants[site]!.tenantId, async (tx) => Number((await tx.query('SELECT count(*) AS n FROM outbox')).rows[0]!.n));
+}
+
+before(async () => {
+  t = await createTestDatabase();
+  world = await startJiraWorld(t, { sites: ['acme', 'globex'] });
+  for (const site of ['acme', 'globex']) {
+    const tenantId = await world.install(site);
+    const serverId = randomUUID();
+    await t.db.withTenant(tenantId, (tx) => createServer(tx, world.secrets, tenantId, { id: serverId, name: 'TC', url: 'https://tc.example.com', auth: { type: 'token', token: 'tok-123456' } }));
+    tenants[site] = { tenantId, serverId };
+  }
+  deps = { db: t.db, tenants: world.tenants, appKey: APP_KEY, dispatcher: world.dispatcher, log: quietLog, jiraClient: { maxRetryAfterMs: 3_000, backoffBaseMs: 10, backoffMaxMs: 50 } };
+});
+after(async () => {
+  await world.close();
+  await t.drop();
+});
+
+describe('deliverer', () => {
+  test('coalesces updates of one build to the newest and records the verdict', async () => {
+    world.sim.clearRequests();
+    await queue('acme', 101, 'pending');
+    await queue('acme', 101, 'in_progress');
+    await queue('acme', 101, 'successful');
+    const report = await deliverTenant(deps, tenants.acme!.tenantId, 'w1');
+    assert.deepEqual(report, { batches: 1, entities: 1, accepted: 1, rejected: 0 });
+    const posts = world.sim.requests().filter((r) => r.path === '/rest/builds/0.1/bulk');
+    assert.equal(posts.length, 1);
+    const stored = world.sim.site('acme').getBuild(`${tenants.acme!.serverId}/Proj_Build`, 101);
+    assert.equal(stored?.data.state, 'successful');
+    assert.deepEqual(stored?.properties, { connectionId: tenants.acme!.serverId });
+    assert.equal(await outboxSize('acme'), 0);
+    const rows = await t.db.withTenant(tenants.acme!.tenantId, async (tx) => (await tx.query('SELECT verdict, issue_keys, build_id FROM deliveries')).rows);
+    assert.deepEqual(rows, [{ verdict: 'accepted', issue_keys: ['TCJ-1'], build_id: '101' }]);
+    assert.deepEqual(world.sim.unexpectedCalls(), []);
+  });
+
+  test('250 builds go in 3 requests; unknown issue keys are recorded as rejected', async () => {
+    world.sim.clearRequests();
+    for (let i = 0; i < 249; i++) await queue('acme', 1000 + i, 'successful', ['TCJ-2']);
+    await queue('acme', 2000, 'failed', ['NOPE-1']);
+    const report = await deliverTenant(deps, tenants.acme!.tenantId, 'w1');
+    assert.deepEqual(report, { batches: 3, entities: 250, accepted: 249, rejected: 1 });
+    assert.equal(world.sim.requests().filter((r) => r.path === '/rest/builds/0.1/bulk').length, 3);
+    const rejected = await t.db.withTenant(tenants.acme!.tenantId, async (tx) =>
+      (await tx.query(`SELECT verdict, unknown_keys, errors FROM deliveries WHERE build_id = 2000`)).rows[0],
+    );
+    assert.equal(rejected?.verdict, 'rejected');
+    assert.deepEqual(rejected?.unknown_keys, ['NOPE-1']);
+    assert.ok((rejected?.errors as { message: string }[]).length > 0);
+  });
+
+  test("a rate-limited tenant pauses with its outbox intact; the other tenant's delivery is unaffected", async () => {
+    world.sim.faults.failNext({ status: 429, retryAfterSeconds: 120, site: 'acme', count: 10 });
+    await queue('acme', 3000, 'successful');
+    await queue('globex', 3000, 'successful');
+    const paused = await deliverTenant(deps, tenants.acme!.tenantId, 'w1');
+    assert.equal(paused.entities, 0);
+    assert.match(paused.paused ?? '', /rate limited by Jira for 120 s/);
+    assert.equal(await outboxSize('acme'), 1);
+    const state = await t.db.withTenant(tenants.acme!.tenantId, async (tx) => (await tx.query('SELECT paused_until, lease_owner FROM delivery_state')).rows[0]);
+    const secs = ((state?.paused_until as Date).getTime() - Date.now()) / 1000;
+    assert.ok(secs > 100 && secs <= 121, `paused for ${secs}s`);
+    // The claim function skips the paused tenant and hands out the other one.
+    const claimed = (await t.db.pool.query<{ tenant_id: string }>('SELECT * FROM claim_due_deliveries($1, 60, 10)', ['w2'])).rows.map((r) => r.tenant_id);
+    assert.deepEqual(claimed, [tenants.globex!.tenantId]);
+    const other = await deliverTenant(deps, tenants.globex!.tenantId, 'w2');
+    assert.equal(other.accepted, 1);
+    world.sim.faults.clear();
+  });
+});
