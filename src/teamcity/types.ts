@@ -70,6 +70,8 @@ export interface TcBuild {
   personal?: boolean;
   composite?: boolean;
   failedToStart?: boolean;
+  /** Added to history after the fact (e.g. a build run on an older revision). */
+  history?: boolean;
   webUrl?: string;
   queuedDate?: string;
   startDate?: string;
@@ -88,6 +90,8 @@ export interface TcBuild {
   /** Inline changes when requested with `changes($locator(count:N),change(...))`. */
   changes?: TcChanges;
   testOccurrences?: { count?: number; passed?: number; failed?: number; newFailed?: number; ignored?: number; muted?: number };
+  /** Build problems (absent when there are none). */
+  problemOccurrences?: { count?: number; newFailed?: number };
   /** Build parameters, when requested (e.g. jira.issues, teamcity.pullRequest.*). */
   properties?: { count?: number; property?: TcProperty[] };
   triggered?: { type?: string; details?: string; date?: string; user?: TcUserRef };
