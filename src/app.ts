@@ -2,12 +2,20 @@
 // migrations → secrets → HTTP. Shutdown runs in reverse: stop accepting, finish in-flight requests,
 // close the pool, stop embedded PostgreSQL.
 import type { FastifyInstance } from 'fastify';
+import type { Dispatcher } from 'undici';
 import type { Config } from './config.ts';
 import { resolveDatabase, type DatabaseUrls } from './db/connect.ts';
 import { createPool, Database } from './db/database.ts';
 import { migrate } from './db/migrate.ts';
 import { Secrets } from './crypto/secrets.ts';
+import { InstallKeys } from './jira/install-keys.ts';
+import { registerLifecycle } from './jira/lifecycle.ts';
 import type { Logger } from './log.ts';
+import { createOutboundDispatcher } from './net/outbound.ts';
+import { deliverTenant } from './sync/deliverer.ts';
+import { pollServer } from './sync/poller.ts';
+import { SyncWorker } from './sync/worker.ts';
+import { TenantRepository } from './tenants/repository.ts';
 import { buildServer } from './web/server.ts';
 
 export interface Runtime {
@@ -16,6 +24,9 @@ export interface Runtime {
   urls: DatabaseUrls;
   db: Database;
   secrets: Secrets;
+  tenants: TenantRepository;
+  /** The SSRF-guarded agent every outbound call goes through. */
+  dispatcher: Dispatcher;
   close(): Promise<void>;
 }
 
@@ -32,13 +43,17 @@ export async function openRuntime(config: Config, log: Logger, opts: { attachIfR
       : await Secrets.local(config.keyringFile, {
           secretsExist: async () => (await appDb.pool.query<{ any: boolean }>('SELECT any_secret_stored() AS any')).rows[0]!.any,
         });
+    const dispatcher = createOutboundDispatcher({ allowHosts: config.outboundAllowHosts });
     return {
       config,
       log,
       urls,
       db,
       secrets,
+      tenants: new TenantRepository(db, secrets),
+      dispatcher,
       close: async () => {
+        await dispatcher.close();
         await appDb.close();
         await urls.release();
       },
@@ -50,19 +65,48 @@ export async function openRuntime(config: Config, log: Logger, opts: { attachIfR
   }
 }
 
-export interface WebProcess {
-  server: FastifyInstance;
+export function createWorker(runtime: Runtime): SyncWorker {
+  const { db, secrets, dispatcher, log, tenants, config } = runtime;
+  return new SyncWorker(
+    db,
+    {
+      poll: async (tenantId, serverId, workerId) => void (await pollServer({ db, secrets, dispatcher, log }, tenantId, serverId, workerId)),
+      deliver: async (tenantId, workerId) => void (await deliverTenant({ db, tenants, appKey: config.appKey, dispatcher, log }, tenantId, workerId)),
+    },
+    log,
+  );
+}
+
+export interface AppProcess {
+  server: FastifyInstance | undefined;
+  worker: SyncWorker | undefined;
   runtime: Runtime;
-  url: string;
   shutdown(reason: string): Promise<void>;
 }
 
-export async function startWeb(config: Config, log: Logger): Promise<WebProcess> {
+/** `start` runs both roles in one process; `web` and `worker` one each (design.md §1). */
+export async function startProcess(config: Config, log: Logger, roles: { web: boolean; worker: boolean }): Promise<AppProcess> {
   const runtime = await openRuntime(config, log);
-  const server = buildServer({ db: runtime.db, log });
+  let server: FastifyInstance | undefined;
+  let worker: SyncWorker | undefined;
   try {
-    await server.listen({ port: config.port, host: '0.0.0.0' });
+    if (roles.web) {
+      server = buildServer({ db: runtime.db, log });
+      registerLifecycle(server, {
+        appKey: config.appKey,
+        baseUrl: config.baseUrl,
+        tenants: runtime.tenants,
+        installKeys: new InstallKeys(config.connectInstallKeysUrl, runtime.dispatcher),
+        allowHosts: config.outboundAllowHosts,
+      });
+      await server.listen({ port: config.port, host: '0.0.0.0' });
+    }
+    if (roles.worker) {
+      worker = createWorker(runtime);
+      worker.start();
+    }
   } catch (err) {
+    await server?.close();
     await runtime.close();
     throw err;
   }
@@ -70,11 +114,12 @@ export async function startWeb(config: Config, log: Logger): Promise<WebProcess>
   const shutdown = (reason: string) => {
     closing ??= (async () => {
       log.info({ reason }, 'shutting down');
-      await server.close(); // stops accepting; waits for in-flight requests
+      await server?.close(); // stops accepting; waits for in-flight requests
+      await worker?.stop(); // stops claiming; waits for the work in hand
       await runtime.close();
       log.info('shutdown complete');
     })();
     return closing;
   };
-  return { server, runtime, url: `http://127.0.0.1:${config.port}`, shutdown };
+  return { server, worker, runtime, shutdown };
 }

@@ -11,13 +11,14 @@ import { addPrimaryKey, KeyringError } from './crypto/keyring.ts';
 import { reencryptAll } from './crypto/rotate.ts';
 import { SecretDecryptError } from './crypto/secrets.ts';
 import { createLogger, type Logger } from './log.ts';
-import { openRuntime, startWeb } from './app.ts';
+import { openRuntime, startProcess } from './app.ts';
 
 const USAGE = `usage: tcj <command>
 
 commands:
-  start         web server (and, as they land, the worker) in one process; embedded PostgreSQL unless DATABASE_URL is set
-  web           the web server only
+  start         web server and sync worker in one process; embedded PostgreSQL unless DATABASE_URL is set
+  web           the web server only (any number behind a load balancer)
+  worker        the sync worker only: polls TeamCity, delivers to Jira (any number, on any machines)
   migrate       apply database migrations and exit
   rotate-keys   add a new primary key to the local keyring and re-encrypt every stored secret under it
                   --no-new-key   only re-encrypt what is not yet under the primary key (resume an interrupted run)
@@ -26,9 +27,9 @@ configuration comes from environment variables; see README.md`;
 
 const EXPECTED_ERRORS = [ConfigError, DataDirInUseError, MigrationError, KeyringError, SecretDecryptError];
 
-async function runServer(config: Config, log: Logger): Promise<void> {
-  const web = await startWeb(config, log);
-  log.info({ url: config.baseUrl, port: config.port }, 'listening');
+async function runServer(config: Config, log: Logger, roles: { web: boolean; worker: boolean }): Promise<void> {
+  const web = await startProcess(config, log, roles);
+  if (roles.web) log.info({ url: config.baseUrl, port: config.port }, 'listening');
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals > 1) {
@@ -90,8 +91,11 @@ export async function main(argv: string[]): Promise<void> {
     log = createLogger({ level: config.logLevel, base: { service: 'teamcity-jira', role: command } });
     switch (command) {
       case 'start':
+        return await runServer(config, log, { web: true, worker: true });
       case 'web':
-        return await runServer(config, log);
+        return await runServer(config, log, { web: true, worker: false });
+      case 'worker':
+        return await runServer(config, log, { web: false, worker: true });
       case 'migrate':
         return await runMigrate(config, log);
       case 'rotate-keys':

@@ -19,6 +19,8 @@ const environmentRule = z.object({
     projectPattern: z.string().min(1).max(255).optional(),
   }),
   deployment: z.boolean().optional(),
+  /** A successful deployment of a matching configuration is reported as rolled_back. */
+  rollback: z.boolean().optional(),
   environment: z
     .object({
       name: z.string().min(1).max(255).optional(),

@@ -102,3 +102,15 @@ export async function updateCredentials(tx: Tx, secrets: Secrets, tenantId: stri
 export async function setServerState(tx: Tx, serverId: string, state: ServerState): Promise<void> {
   await tx.query(`UPDATE teamcity_servers SET state = $2, updated_at = now() WHERE id = $1 AND state <> $2`, [serverId, state]);
 }
+
+/**
+ * Sends the history since `since` (default 90 days) to Jira, oldest first. The window's upper end is
+ * fixed at the next poll (the server's current time then); progress lives in sync_state.
+ */
+export async function requestBackfill(tx: Tx, serverId: string, since: Date): Promise<void> {
+  await tx.query(
+    `UPDATE sync_state SET backfill_since = $2, backfill_until = NULL, backfill_cursor = NULL, backfill_done = 0,
+       backfill_started_at = NULL, backfill_finished_at = NULL, next_poll_at = now() WHERE server_id = $1`,
+    [serverId, since],
+  );
+}

@@ -19,6 +19,11 @@ const SECURITY_HEADERS: Record<string, string> = {
   'cache-control': 'no-store',
 };
 
+const LOGO_SVG =
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64" width="64" height="64">' +
+  '<rect width="64" height="64" rx="12" fill="#000"/><rect x="12" y="44" width="24" height="5" fill="#fff"/>' +
+  '<text x="12" y="36" font-family="Arial, sans-serif" font-weight="700" font-size="24" fill="#fff">TC</text></svg>';
+
 export function buildServer({ db, log }: WebDeps): FastifyInstance {
   const logger: FastifyBaseLogger = log;
   const app = Fastify({
@@ -57,6 +62,11 @@ export function buildServer({ db, log }: WebDeps): FastifyInstance {
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+
+  // The provider logo Jira shows next to builds and deployments (descriptor logoUrl).
+  app.get('/static/teamcity.svg', async (_req, reply) =>
+    reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(LOGO_SVG),
+  );
 
   app.get('/readyz', async (_req, reply) => {
     try {

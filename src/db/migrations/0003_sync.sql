@@ -60,6 +60,8 @@ CREATE TABLE builds (
   issue_keys      text[] NOT NULL DEFAULT '{}',
   key_sources     jsonb NOT NULL DEFAULT '[]',
   truncated_keys  text[] NOT NULL DEFAULT '{}',
+  -- Why a build was recorded but not sent (e.g. TeamCity gave it no URL): for the diagnostic.
+  send_error      text,
   started_at      timestamptz,
   finished_at     timestamptz,
   last_usn        bigint,

@@ -1,0 +1,356 @@
+// One poll of one TeamCity connection (reference/teamcity-rest.md §5.4), run by the worker that
+// holds the server's lease:
+//  1. the server's own clock (`server.currentTime`) gives the cursor, never ours;
+//  2. finished builds: started after cursor − window (the scan cut-off) and finished after
+//     cursor − overlap, every branch, canceled and failed-to-start included, no personal builds;
+//  3. running and queued builds; ones that vanished since the last poll are fetched by id, so a
+//     build longer than the window or canceled in the queue is never missed;
+//  4. everything that changed is recorded and queued for Jira in ONE transaction that also advances
+//     the cursor, and only while this worker still holds the lease;
+//  5. then a slice of the backfill, if one is pending (history, oldest first, resumable).
+import { createHash } from 'node:crypto';
+import type { Dispatcher } from 'undici';
+import type { Database, Tx } from '../db/database.ts';
+import type { Secrets } from '../crypto/secrets.ts';
+import type { Logger } from '../log.ts';
+import { TeamCityClient, type TcPage, type TeamCityClientOptions } from '../teamcity/client.ts';
+import { formatTcDate, parseTcDate, tryParseTcDate } from '../teamcity/dates.ts';
+import { TeamCityAuthError } from '../teamcity/errors.ts';
+import { buildFields, buildsPageFields } from '../teamcity/fields.ts';
+import { backfillBuildsLocator, finishedBuildsLocator, queuedBuildsLocator, runningBuildsLocator } from '../teamcity/locator.ts';
+import type { TcBuild } from '../teamcity/types.ts';
+import type { DeploymentState } from '../jira/models.ts';
+import { jiraBuildState, jiraDeploymentState } from './build-state.ts';
+import { isDeploymentConfiguration, resolveEnvironment, type Environment } from './environments.ts';
+import { collectIssueKeys, DEPLOYMENT_ISSUE_KEY_CAP, issueKeyInputFromBuild } from './issue-keys.ts';
+import { enqueue, nextUpdateSequence } from './outbox.ts';
+import { parseRules, isTracked, type ServerRules } from './rules.ts';
+import { getConnection, setServerState, type ServerRow } from './servers.ts';
+import { pipelineIdOf, toJiraBuild, toJiraDeployment, TransformError } from './transform.ts';
+
+export interface SyncSettings {
+  /** The longest build we expect: the start-time window of the finished-builds query. */
+  maxBuildDurationMs: number;
+  /** Re-read builds that finished this long before the cursor (clock jitter, commit lag). */
+  overlapMs: number;
+  activeIntervalMs: number;
+  idleIntervalMs: number;
+  /** Changes fetched inline per build (commit messages for issue keys). */
+  inlineChanges: number;
+  /** Backfill: the first start-time window, and how long one poll may spend on backfill. */
+  backfillWindowMs: number;
+  backfillBudgetMs: number;
+  /** After failures: first retry delay, doubling up to the cap. */
+  failureBackoffMs: number;
+  maxFailureBackoffMs: number;
+}
+
+export const DEFAULT_SYNC_SETTINGS: SyncSettings = {
+  maxBuildDurationMs: 48 * 3600_000,
+  overlapMs: 5 * 60_000,
+  activeIntervalMs: 15_000,
+  idleIntervalMs: 60_000,
+  inlineChanges: 100,
+  backfillWindowMs: 24 * 3600_000,
+  backfillBudgetMs: 20_000,
+  failureBackoffMs: 15_000,
+  maxFailureBackoffMs: 30 * 60_000,
+};
+
+export interface PollerDeps {
+  db: Database;
+  secrets: Secrets;
+  dispatcher: Dispatcher;
+  log: Logger;
+  settings?: Partial<SyncSettings>;
+  /** Overrides for tests (timeouts, retries). */
+  teamcity?: Partial<TeamCityClientOptions>;
+}
+
+export class LeaseLostError extends Error {
+  override name = 'LeaseLostError';
+}
+
+interface SyncStateRow {
+  cursor_time: Date | null;
+  active_build_ids: string[];
+  consecutive_failures: number;
+  backfill_since: Date | null;
+  backfill_until: Date | null;
+  backfill_cursor: Date | null;
+  lease_owner: string | null;
+}
+
+export interface PollReport {
+  finished: number;
+  active: number;
+  vanished: number;
+  recorded: number;
+  queued: number;
+  backfilled: number;
+}
+
+/** What distinguishes one observation of a build from the next: a change means "send again". */
+function fingerprintOf(b: TcBuild, extra: unknown): string {
+  const t = b.testOccurrences;
+  const material = [
+    b.state, b.status, b.statusText, b.number, b.branchName, b.startDate, b.finishDate, b.failedToStart,
+    b.canceledInfo ? 1 : 0, t?.count, t?.passed, t?.failed, t?.ignored, t?.muted,
+    b.buildType?.name, b.buildType?.projectName, b.buildType?.type, b.webUrl, extra,
+  ];
+  return createHash('sha256').update(JSON.stringify(material)).digest('base64url').slice(0, 22);
+}
+
+async function keysSinceLastSuccessfulDeployment(tx: Tx, serverId: string, pipelineId: string, environmentId: string, buildId: number): Promise<string[]> {
+  const { rows } = await tx.query<{ keys: string[] | null }>(
+    `SELECT array_agg(DISTINCT k) AS keys FROM (
+       SELECT unnest(issue_keys) AS k FROM builds
+        WHERE server_id = $1 AND pipeline_id = $2 AND environment_id = $3 AND kind = 'deployment'
+          AND build_id < $4
+          AND build_id > coalesce((SELECT max(build_id) FROM builds
+                                    WHERE server_id = $1 AND pipeline_id = $2 AND environment_id = $3
+                                      AND kind = 'deployment' AND jira_state = 'successful' AND build_id < $4), 0)
+     ) s`,
+    [serverId, pipelineId, environmentId, buildId],
+  );
+  return rows[0]?.keys ?? [];
+}
+
+/** Builds the Jira entity (a deployment gathers issues since the last successful one) and queues it. */
+async function queueJiraUpdate(
+  tx: Tx,
+  tenantId: string,
+  serverId: string,
+  build: TcBuild,
+  o: { keys: string[]; usn: number; jiraState: string; pipelineId: string; environment: Environment | undefined },
+): Promise<boolean> {
+  if (o.environment) {
+    const earlier = await keysSinceLastSuccessfulDeployment(tx, serverId, o.pipelineId, o.environment.id, build.id);
+    const issueKeys = [...new Set([...o.keys, ...earlier])].slice(0, DEPLOYMENT_ISSUE_KEY_CAP);
+    const payload = toJiraDeployment(build, { connectionId: serverId, issueKeys, updateSequenceNumber: o.usn, environment: o.environment, state: o.jiraState as DeploymentState });
+    if (payload) await enqueue(tx, tenantId, serverId, build.id, { kind: 'deployment', payload });
+    return payload !== undefined;
+  }
+  const payload = toJiraBuild(build, { connectionId: serverId, issueKeys: o.keys, updateSequenceNumber: o.usn });
+  if (payload) await enqueue(tx, tenantId, serverId, build.id, { kind: 'build', payload });
+  return payload !== undefined;
+}
+
+/** Records one observed build and queues its Jira update when something changed. */
+export async function recordBuild(tx: Tx, tenantId: string, server: ServerRow, rules: ServerRules, build: TcBuild): Promise<'queued' | 'recorded' | 'unchanged' | 'skipped'> {
+  if (build.personal || !isTracked(build, rules)) return 'skipped';
+  const buildType = build.buildType ?? (build.buildTypeId ? { id: build.buildTypeId } : undefined);
+  if (!buildType) return 'skipped'; // its configuration was deleted: nothing stable to attach it to
+  const pipelineId = pipelineIdOf(server.id, buildType);
+  const deployment = isDeploymentConfiguration(buildType, rules.environments);
+  const resolved = deployment
+    ? resolveEnvironment(buildType, build, rules.environments, { connectionId: server.id, ...(rules.environmentParameter ? { environmentParameter: rules.environmentParameter } : {}) })
+    : undefined;
+  const environment = resolved ? { id: resolved.id, displayName: resolved.displayName, type: resolved.type } : undefined;
+  const fingerprint = fingerprintOf(build, [pipelineId, environment?.id, environment?.type, deployment]);
+
+  const existing = (await tx.query<{ fingerprint: string }>('SELECT fingerprint FROM builds WHERE server_id = $1 AND build_id = $2', [server.id, build.id])).rows[0];
+  if (existing?.fingerprint === fingerprint) return 'unchanged';
+
+  const { keys, sources, truncated } = collectIssueKeys(issueKeyInputFromBuild(build, build.changes?.change ?? []));
+  const jiraState = deployment ? jiraDeploymentState(build, rules.environments) : jiraBuildState(build);
+  const usn = await nextUpdateSequence(tx);
+  let queued = false;
+  let sendError: string | null = null;
+  try {
+    queued = await queueJiraUpdate(tx, tenantId, server.id, build, { keys, usn, jiraState, pipelineId, environment });
+  } catch (err) {
+    // A build TeamCity describes too poorly to send (no URL, no date) is recorded, not sent, and not
+    // retried until it changes; the diagnostic shows why.
+    if (!(err instanceof TransformError)) throw err;
+    sendError = err.message;
+  }
+  await tx.query(
+    `INSERT INTO builds (tenant_id, server_id, build_id, build_type_id, pipeline_id, kind, environment_id, number, branch,
+                         tc_state, tc_status, jira_state, fingerprint, issue_keys, key_sources, truncated_keys,
+                         started_at, finished_at, last_usn, send_error)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+     ON CONFLICT (tenant_id, server_id, build_id) DO UPDATE SET
+       build_type_id = EXCLUDED.build_type_id, pipeline_id = EXCLUDED.pipeline_id, kind = EXCLUDED.kind,
+       environment_id = EXCLUDED.environment_id, number = EXCLUDED.number, branch = EXCLUDED.branch,
+       tc_state = EXCLUDED.tc_state, tc_status = EXCLUDED.tc_status, jira_state = EXCLUDED.jira_state,
+       fingerprint = EXCLUDED.fingerprint, issue_keys = EXCLUDED.issue_keys, key_sources = EXCLUDED.key_sources,
+       truncated_keys = EXCLUDED.truncated_keys, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+       last_usn = coalesce(EXCLUDED.last_usn, builds.last_usn), send_error = EXCLUDED.send_error, updated_at = now()`,
+    [
+      tenantId, server.id, build.id, buildType.id, pipelineId, deployment ? 'deployment' : 'build', environment?.id ?? null,
+      build.number ?? null, build.branchName ?? null, build.state, build.status ?? null, jiraState, fingerprint, keys,
+      JSON.stringify(sources), truncated, tryParseTcDate(build.startDate) ?? null, tryParseTcDate(build.finishDate) ?? null,
+      queued ? usn : null, sendError,
+    ],
+  );
+  return queued ? 'queued' : 'recorded';
+}
+
+/** Takes the pages of a query into one list (each page is bounded; the query decides how many). */
+async function collect(pages: AsyncIterable<TcPage<TcBuild>>): Promise<TcBuild[]> {
+  const out: TcBuild[] = [];
+  for await (const page of pages) out.push(...page.items);
+  return out;
+}
+
+const byTime = (b: TcBuild) => (tryParseTcDate(b.finishDate) ?? tryParseTcDate(b.startDate) ?? tryParseTcDate(b.queuedDate))?.getTime() ?? 0;
+
+/** Advances sync_state only if this worker still holds the lease; otherwise the whole transaction rolls back. */
+async function fencedUpdate(tx: Tx, serverId: string, workerId: string, set: string, params: unknown[]): Promise<void> {
+  const { rowCount } = await tx.query(`UPDATE sync_state SET ${set} WHERE server_id = $1 AND lease_owner = $2 AND lease_until > now()`, [serverId, workerId, ...params]);
+  if (!rowCount) throw new LeaseLostError(`lease on server ${serverId} lost`);
+}
+
+export async function pollServer(deps: PollerDeps, tenantId: string, serverId: string, workerId: string): Promise<PollReport> {
+  const settings = { ...DEFAULT_SYNC_SETTINGS, ...deps.settings };
+  const log = deps.log.child({ tenantId, serverId });
+  const report: PollReport = { finished: 0, active: 0, vanished: 0, recorded: 0, queued: 0, backfilled: 0 };
+
+  const loaded = await deps.db.withTenant(tenantId, async (tx) => {
+    const conn = await getConnection(tx, deps.secrets, serverId);
+    const state = (await tx.query<SyncStateRow>('SELECT * FROM sync_state WHERE server_id = $1', [serverId])).rows[0];
+    const rules = (await tx.query<{ rules: unknown }>('SELECT rules FROM teamcity_servers WHERE id = $1', [serverId])).rows[0]?.rules;
+    return conn && state ? { ...conn, state, rules: parseRules(rules) } : undefined;
+  });
+  if (!loaded || loaded.state.lease_owner !== workerId) return report;
+  const { server, auth, state, rules } = loaded;
+
+  const client = new TeamCityClient({ baseUrl: server.url, auth, dispatcher: deps.dispatcher, log, ...deps.teamcity });
+  const record = async (tx: Tx, builds: TcBuild[]) => {
+    for (const b of builds) {
+      const r = await recordBuild(tx, tenantId, server, rules, b);
+      if (r === 'queued' || r === 'recorded') report.recorded++;
+      if (r === 'queued') report.queued++;
+    }
+  };
+
+  try {
+    const { server: tcServer, clock } = await client.getServerClock();
+    const serverNow = parseTcDate(tcServer.currentTime!);
+    const cursor = state.cursor_time ?? serverNow;
+    const fields = buildsPageFields({ inlineChanges: settings.inlineChanges });
+
+    const finished = await collect(
+      client.builds(
+        finishedBuildsLocator({
+          startedAfter: new Date(cursor.getTime() - settings.maxBuildDurationMs),
+          finishedAfter: new Date(cursor.getTime() - settings.overlapMs),
+          offsetMinutes: clock.offsetMinutes,
+        }),
+        fields,
+        { stopOnEmptyPage: false },
+      ),
+    );
+    const running = await collect(client.builds(runningBuildsLocator(), fields));
+    const queued = await collect(client.builds(queuedBuildsLocator(), fields));
+    const seen = new Set([...finished, ...running, ...queued].map((b) => b.id));
+    const vanished: TcBuild[] = [];
+    for (const id of state.active_build_ids.map(Number)) {
+      if (seen.has(id)) continue;
+      const b = await client.getBuild(id, buildFields({ inlineChanges: settings.inlineChanges }));
+      if (b) vanished.push(b);
+    }
+    report.finished = finished.length;
+    report.active = running.length + queued.length;
+    report.vanished = vanished.length;
+
+    const active = [...running, ...queued];
+    const interval = active.length || finished.length ? settings.activeIntervalMs : settings.idleIntervalMs;
+    await deps.db.withTenant(tenantId, async (tx) => {
+      // Oldest first, so that a deployment sees the deployments before it.
+      await record(tx, [...finished, ...vanished].sort((a, b) => byTime(a) - byTime(b) || a.id - b.id));
+      await record(tx, active);
+      await fencedUpdate(
+        tx,
+        serverId,
+        workerId,
+        `cursor_time = $3, server_offset_min = $4, active_build_ids = $5, last_poll_at = now(), last_success_at = now(),
+         last_error = NULL, consecutive_failures = 0, next_poll_at = now() + make_interval(secs => $6),
+         backfill_until = CASE WHEN backfill_since IS NOT NULL AND backfill_until IS NULL THEN $3 ELSE backfill_until END`,
+        [serverNow, clock.offsetMinutes, active.map((b) => b.id), interval / 1000],
+      );
+      await setServerState(tx, serverId, 'ok');
+    });
+
+    report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, workerId, record);
+    log.debug(report, 'poll finished');
+    return report;
+  } catch (err) {
+    if (err instanceof LeaseLostError) {
+      log.warn('lease lost during poll; another worker has the server now');
+      return report;
+    }
+    const failures = state.consecutive_failures + 1;
+    const authFailed = err instanceof TeamCityAuthError;
+    const delay = Math.min(settings.maxFailureBackoffMs, settings.failureBackoffMs * 2 ** Math.min(failures - 1, 16));
+    await deps.db.withTenant(tenantId, async (tx) => {
+      await tx.query(
+        `UPDATE sync_state SET last_poll_at = now(), last_error = $2, consecutive_failures = $3,
+           next_poll_at = now() + make_interval(secs => $4) WHERE server_id = $1`,
+        [serverId, (err as Error).message.slice(0, 500), failures, delay / 1000],
+      );
+      await setServerState(tx, serverId, authFailed ? 'auth_failed' : failures >= 3 ? 'failing' : 'degraded');
+    });
+    log.warn({ err, failures, retryInMs: authFailed ? null : delay }, authFailed ? 'TeamCity refused the credentials; polling stops until they change' : 'poll failed');
+    return report;
+  } finally {
+    await deps.db
+      .withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE server_id = $1 AND lease_owner = $2', [serverId, workerId]))
+      .catch((err: unknown) => log.warn({ err }, 'could not release the poll lease'));
+  }
+}
+
+/**
+ * History, oldest first, in start-time windows: builds that started after the window's start and
+ * were queued before its end (TeamCity allows one startDate condition — the scan cut-off — so the
+ * upper bound uses queuedDate ≤ startDate). Each window is recorded with the backfill cursor in one
+ * transaction, so a crash resumes at the first unfinished window; builds seen twice are deduplicated.
+ */
+async function backfillSlice(
+  deps: PollerDeps,
+  settings: SyncSettings,
+  tenantId: string,
+  server: ServerRow,
+  rules: ServerRules,
+  client: TeamCityClient,
+  offsetMinutes: number,
+  workerId: string,
+  record: (tx: Tx, builds: TcBuild[]) => Promise<void>,
+): Promise<number> {
+  const started = Date.now();
+  let total = 0;
+  let windowMs = settings.backfillWindowMs;
+  while (Date.now() - started < settings.backfillBudgetMs) {
+    const st = await deps.db.withTenant(tenantId, async (tx) => (await tx.query<SyncStateRow>('SELECT * FROM sync_state WHERE server_id = $1', [server.id])).rows[0]);
+    if (!st?.backfill_since || !st.backfill_until) return total;
+    const from = st.backfill_cursor ?? st.backfill_since;
+    if (from >= st.backfill_until) return total;
+    const to = new Date(Math.min(from.getTime() + windowMs, st.backfill_until.getTime()));
+    // One second of overlap at the lower edge: TeamCity's conditions are strict and second-precise.
+    const since = new Date(from.getTime() - 1000);
+    const locator = `${backfillBuildsLocator({ since, offsetMinutes })},queuedDate:(date:${formatTcDate(to, offsetMinutes)},condition:before)`;
+    const builds = (await collect(client.builds(locator, buildsPageFields({ inlineChanges: settings.inlineChanges }), { stopOnEmptyPage: false }))).sort(
+      (a, b) => (tryParseTcDate(a.startDate)?.getTime() ?? 0) - (tryParseTcDate(b.startDate)?.getTime() ?? 0) || a.id - b.id,
+    );
+    const done = to >= st.backfill_until;
+    await deps.db.withTenant(tenantId, async (tx) => {
+      await record(tx, builds);
+      await fencedUpdate(
+        tx,
+        server.id,
+        workerId,
+        `backfill_cursor = $3, backfill_done = backfill_done + $4,
+         backfill_started_at = coalesce(backfill_started_at, now()),
+         backfill_finished_at = CASE WHEN $5::boolean THEN now() ELSE NULL END,
+         next_poll_at = CASE WHEN $5::boolean THEN next_poll_at ELSE now() END`,
+        [to, builds.length, done],
+      );
+    });
+    total += builds.length;
+    // Dense history: smaller windows; sparse: larger (bounded), so each window is a few pages.
+    windowMs = builds.length > 2000 ? Math.max(3600_000, windowMs / 2) : builds.length < 200 ? Math.min(7 * 24 * 3600_000, windowMs * 2) : windowMs;
+    if (done) return total;
+  }
+  return total;
+}
