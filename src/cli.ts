@@ -28,15 +28,24 @@ configuration comes from environment variables; see README.md`;
 const EXPECTED_ERRORS = [ConfigError, DataDirInUseError, MigrationError, KeyringError, SecretDecryptError];
 
 async function runServer(config: Config, log: Logger, roles: { web: boolean; worker: boolean }): Promise<void> {
-  const web = await startProcess(config, log, roles);
-  if (roles.web) log.info({ url: config.baseUrl, port: config.port }, 'listening');
+  // Handlers first: a signal during start-up stops the process cleanly once start-up is done.
   let signals = 0;
+  let ready: ((sig: NodeJS.Signals) => void) | undefined;
+  let early: NodeJS.Signals | undefined;
   const onSignal = (sig: NodeJS.Signals) => {
     if (++signals > 1) {
       log.warn({ signal: sig }, 'second signal: exiting now');
       process.exit(1);
     }
-    web.shutdown(sig).then(
+    if (ready) ready(sig);
+    else early = sig;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const app = await startProcess(config, log, roles);
+  if (roles.web) log.info({ url: config.baseUrl, port: config.port }, 'listening');
+  ready = (sig) => {
+    app.shutdown(sig).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
@@ -44,8 +53,7 @@ async function runServer(config: Config, log: Logger, roles: { web: boolean; wor
       },
     );
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  if (early) ready(early);
 }
 
 async function runMigrate(config: Config, log: Logger): Promise<void> {

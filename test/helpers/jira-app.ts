@@ -23,6 +23,8 @@ export interface JiraWorld {
   app: FastifyInstance;
   appUrl: string;
   secrets: Secrets;
+  /** The local keyring the world's secrets use (for processes started by tests). */
+  keyringFile: string;
   tenants: TenantRepository;
   dispatcher: Dispatcher;
   /** Installs the app on a site; returns the tenant id. */
@@ -32,7 +34,8 @@ export interface JiraWorld {
 
 export async function startJiraWorld(t: TestDatabase, simOptions: JiraSimulatorOptions = {}, extraAllowHosts: string[] = []): Promise<JiraWorld> {
   const keyDir = await mkdtemp(join(tmpdir(), 'tcj-world-'));
-  const secrets = await Secrets.local(join(keyDir, 'keyring.json'), { secretsExist: async () => false });
+  const keyringFile = join(keyDir, 'keyring.json');
+  const secrets = await Secrets.local(keyringFile, { secretsExist: async () => false });
   const tenants = new TenantRepository(t.db, secrets);
   const sim = await startJiraSimulator({ seed: 3, ...simOptions });
   const port = await freePort();
@@ -46,6 +49,7 @@ export async function startJiraWorld(t: TestDatabase, simOptions: JiraSimulatorO
     app,
     appUrl,
     secrets,
+    keyringFile,
     tenants,
     dispatcher,
     async install(site: string) {
