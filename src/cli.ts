@@ -11,7 +11,7 @@ import { addPrimaryKey, KeyringError } from './crypto/keyring.ts';
 import { reencryptAll } from './crypto/rotate.ts';
 import { SecretDecryptError } from './crypto/secrets.ts';
 import { createLogger, type Logger } from './log.ts';
-import { openRuntime, startProcess } from './app.ts';
+import { openRuntime, startProcess, type AppProcess } from './app.ts';
 
 const USAGE = `usage: tcj <command>
 
@@ -29,31 +29,30 @@ const EXPECTED_ERRORS = [ConfigError, DataDirInUseError, MigrationError, Keyring
 
 async function runServer(config: Config, log: Logger, roles: { web: boolean; worker: boolean }): Promise<void> {
   // Handlers first: a signal during start-up stops the process cleanly once start-up is done.
-  let signals = 0;
-  let ready: ((sig: NodeJS.Signals) => void) | undefined;
+  let app: AppProcess | undefined;
   let early: NodeJS.Signals | undefined;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) {
-      log.warn({ signal: sig }, 'second signal: exiting now');
-      process.exit(1);
-    }
-    if (ready) ready(sig);
-    else early = sig;
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  const app = await startProcess(config, log, roles);
-  if (roles.web) log.info({ url: config.baseUrl, port: config.port }, 'listening');
-  ready = (sig) => {
-    app.shutdown(sig).then(
+  let signals = 0;
+  const stop = (running: AppProcess, sig: NodeJS.Signals) =>
+    running.shutdown(sig).then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) {
+      log.warn({ signal: sig }, 'second signal: exiting now');
+      process.exit(1);
+    }
+    if (app) void stop(app, sig);
+    else early = sig;
   };
-  if (early) ready(early);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  app = await startProcess(config, log, roles);
+  if (roles.web) log.info({ url: config.baseUrl, port: config.port }, 'listening');
+  if (early) await stop(app, early);
 }
 
 async function runMigrate(config: Config, log: Logger): Promise<void> {
