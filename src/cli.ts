@@ -29,9 +29,7 @@ const EXPECTED_ERRORS = [ConfigError, DataDirInUseError, MigrationError, Keyring
 
 async function runServer(config: Config, log: Logger, roles: { web: boolean; worker: boolean }): Promise<void> {
   // Handlers first: a signal during start-up stops the process cleanly once start-up is done.
-  let app: AppProcess | undefined;
-  let early: NodeJS.Signals | undefined;
-  let signals = 0;
+  const state: { app?: AppProcess; early?: NodeJS.Signals; signals: number } = { signals: 0 };
   const stop = (running: AppProcess, sig: NodeJS.Signals) =>
     running.shutdown(sig).then(
       () => process.exit(0),
@@ -41,18 +39,18 @@ async function runServer(config: Config, log: Logger, roles: { web: boolean; wor
       },
     );
   const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) {
+    if (++state.signals > 1) {
       log.warn({ signal: sig }, 'second signal: exiting now');
       process.exit(1);
     }
-    if (app) void stop(app, sig);
-    else early = sig;
+    if (state.app) void stop(state.app, sig);
+    else state.early = sig;
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  app = await startProcess(config, log, roles);
+  state.app = await startProcess(config, log, roles);
   if (roles.web) log.info({ url: config.baseUrl, port: config.port }, 'listening');
-  if (early) await stop(app, early);
+  if (state.early) await stop(state.app, state.early);
 }
 
 async function runMigrate(config: Config, log: Logger): Promise<void> {
