@@ -194,6 +194,18 @@ async function collect(pages: AsyncIterable<TcPage<TcBuild>>): Promise<TcBuild[]
   return out;
 }
 
+/**
+ * Inline changes are capped; a build that hit the cap gets its full list from the changes endpoint
+ * (paged), so keys in older commits of a large merge are not silently lost. Costs requests only for
+ * such builds.
+ */
+async function completeChanges(client: TeamCityClient, builds: TcBuild[], inlineLimit: number): Promise<TcBuild[]> {
+  for (const b of builds) {
+    if ((b.changes?.change?.length ?? 0) >= inlineLimit) b.changes = { change: await client.allChanges(b.id) };
+  }
+  return builds;
+}
+
 const byTime = (b: TcBuild) => (tryParseTcDate(b.finishDate) ?? tryParseTcDate(b.startDate) ?? tryParseTcDate(b.queuedDate))?.getTime() ?? 0;
 
 /** Advances sync_state only if this worker still holds the lease; otherwise the whole transaction rolls back. */
@@ -256,6 +268,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     report.vanished = vanished.length;
 
     const active = [...running, ...queued];
+    await completeChanges(client, [...finished, ...vanished, ...active], settings.inlineChanges);
     const interval = active.length || finished.length ? settings.activeIntervalMs : settings.idleIntervalMs;
     await deps.db.withTenant(tenantId, async (tx) => {
       // Oldest first, so that a deployment sees the deployments before it.
@@ -330,7 +343,7 @@ async function backfillSlice(
     // One second of overlap at the lower edge: TeamCity's conditions are strict and second-precise.
     const since = new Date(from.getTime() - 1000);
     const locator = `${backfillBuildsLocator({ since, offsetMinutes })},queuedDate:(date:${formatTcDate(to, offsetMinutes)},condition:before)`;
-    const builds = (await collect(client.builds(locator, buildsPageFields({ inlineChanges: settings.inlineChanges }), { stopOnEmptyPage: false }))).sort(
+    const builds = (await completeChanges(client, await collect(client.builds(locator, buildsPageFields({ inlineChanges: settings.inlineChanges }), { stopOnEmptyPage: false })), settings.inlineChanges)).sort(
       (a, b) => (tryParseTcDate(a.startDate)?.getTime() ?? 0) - (tryParseTcDate(b.startDate)?.getTime() ?? 0) || a.id - b.id,
     );
     const done = to >= st.backfill_until;

@@ -185,6 +185,18 @@ describe('sync engine', () => {
     assert.deepEqual(seen?.issue_keys, ['NOPE-9']);
   });
 
+  test('a build with more changes than fit inline gets the rest from the changes endpoint', async () => {
+    const m = tc.model;
+    m.addChange({ vcsRootId: 'Shop_Git', comment: 'DEMO-3 the oldest commit of a big merge', branch: 'big-merge' });
+    for (let i = 0; i < 120; i++) m.addChange({ vcsRootId: 'Shop_Git', comment: `TCJ-${(i % 5) + 1} step ${i}`, branch: 'big-merge' });
+    tc.clearRequests();
+    const b = m.runBuild({ buildTypeId: 'Shop_Build', branch: 'big-merge', durationMs: 30_000 });
+    tc.advance(30_000);
+    await sync();
+    assert.ok(tc.requests().some((r) => r.path.endsWith('/app/rest/changes')), 'changes endpoint used');
+    assert.ok(jiraBuild(b.id)?.issueKeys.includes('DEMO-3'), 'key from the 121st-newest commit');
+  });
+
   test('a revoked token stops polling with auth_failed until the credentials change', async () => {
     const m = tc.model;
     const token = m.addToken('jira-sync');

@@ -266,7 +266,7 @@ async function runPhase(ids: string[], rounds: number): Promise<void> {
 before(async () => {
   t = await createTestDatabase();
   sims = [
-    await startTeamCitySimulator({ utcOffsetMinutes: 0, version: '2025.11.2' }),
+    await startTeamCitySimulator({ utcOffsetMinutes: -420, version: '2025.11.2' }),
     await startTeamCitySimulator({ utcOffsetMinutes: 120, version: '2024.12', startTime: Date.UTC(2025, 5, 2, 10, 0, 0) }),
   ];
   // The second server is slow: its polls last long enough to overlap with everything else.
