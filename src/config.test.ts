@@ -14,6 +14,7 @@ test('defaults follow design.md §4', () => {
   assert.equal(c.connectInstallKeysUrl, 'https://connect-install-keys.atlassian.com');
   assert.deepEqual(c.outboundAllowHosts, []);
   assert.equal(c.logLevel, 'info');
+  assert.equal(c.syncMaxBuildHours, 48);
   assert.equal(loadConfig({ PORT: '8080' }).baseUrl, 'http://localhost:8080');
   assert.deepEqual(loadConfig({ OUTBOUND_ALLOW_HOSTS: ' TC.local:8111, 127.0.0.1 ,' }).outboundAllowHosts, ['tc.local:8111', '127.0.0.1']);
   assert.equal(loadConfig({ BASE_URL: 'https://app.example.com/' }).baseUrl, 'https://app.example.com');
@@ -30,6 +31,8 @@ test('each bad value gives one line naming the variable', () => {
     [{ APP_KEY: 'has spaces' }, 'invalid APP_KEY: expected 1-64 characters of letters, digits, ".", "_" or "-"'],
     [{ KMS_KEY_ARN: 'key-123' }, 'invalid KMS_KEY_ARN: expected an AWS KMS key or alias ARN'],
     [{ OUTBOUND_ALLOW_HOSTS: 'a b,c' }, 'invalid OUTBOUND_ALLOW_HOSTS: expected a comma-separated list of host[:port]'],
+    [{ SYNC_MAX_BUILD_HOURS: '0' }, 'invalid SYNC_MAX_BUILD_HOURS: expected a number of hours 1-720'],
+    [{ SYNC_MAX_BUILD_HOURS: 'lots' }, 'invalid SYNC_MAX_BUILD_HOURS: expected a number of hours 1-720'],
   ];
   for (const [env, message] of cases) {
     assert.throws(() => loadConfig(env), (err: Error) => err instanceof ConfigError && err.message === message, JSON.stringify(env));

@@ -55,6 +55,11 @@ const envSchema = z.object({
     .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/, 'expected an AWS KMS key or alias ARN')
     .optional(),
   OUTBOUND_ALLOW_HOSTS: hostList.default([]),
+  SYNC_MAX_BUILD_HOURS: z.coerce
+    .number({ error: 'expected a number of hours 1-720' })
+    .min(1, 'expected a number of hours 1-720')
+    .max(720, 'expected a number of hours 1-720')
+    .default(48),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SENTRY_DSN: httpUrl.optional(),
 });
@@ -72,6 +77,8 @@ export interface Config {
   keyringFile: string;
   kmsKeyArn: string | undefined;
   outboundAllowHosts: string[];
+  /** The longest build expected: the start-time window of each poll (reference §5.4). */
+  syncMaxBuildHours: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
   sentryDsn: string | undefined;
 }
@@ -100,6 +107,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     keyringFile: resolve(e.KEYRING_FILE ?? `${dataDir}/keyring.json`),
     kmsKeyArn: e.KMS_KEY_ARN,
     outboundAllowHosts: e.OUTBOUND_ALLOW_HOSTS,
+    syncMaxBuildHours: e.SYNC_MAX_BUILD_HOURS,
     logLevel: e.LOG_LEVEL,
     sentryDsn: e.SENTRY_DSN,
   };
