@@ -4,8 +4,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Dispatcher } from 'undici';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
-import { createOutboundDispatcher } from '../net/outbound.ts';
-import { createLogger } from '../log.ts';
 import { TeamCityClient } from './client.ts';
 import {
   formatForServer,
@@ -19,6 +17,7 @@ import {
 } from './dates.ts';
 import { TeamCityProtocolError } from './errors.ts';
 import { buildIdLocator, finishedBuildsLocator } from './locator.ts';
+import { adminClient } from '../../test/helpers/teamcity.ts';
 
 describe('parseTcDate / formatTcDate', () => {
   it('parses the documented samples with their offsets', () => {
@@ -82,13 +81,7 @@ for (const utcOffsetMinutes of [180, -300]) {
 
     before(async () => {
       sim = await startTeamCitySimulator({ utcOffsetMinutes, startTime: '2025-06-02T09:00:00.000Z' });
-      dispatcher = createOutboundDispatcher({ allowHosts: [`127.0.0.1:${sim.port}`] });
-      client = new TeamCityClient({
-        baseUrl: sim.url,
-        auth: { type: 'basic', username: 'admin', password: 'admin' },
-        dispatcher,
-        log: createLogger({ level: 'silent' }),
-      });
+      ({ client, dispatcher } = adminClient(sim));
       const m = sim.model;
       m.addProject({ id: 'P' });
       m.addVcsRoot({ id: 'P_Git', projectId: 'P' });

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Dispatcher } from 'undici';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
-import { createOutboundDispatcher } from '../net/outbound.ts';
 import { createLogger } from '../log.ts';
 import { TeamCityClient } from './client.ts';
 import {
@@ -18,6 +17,7 @@ import {
   oneLine,
   parseErrorBody,
 } from './errors.ts';
+import { adminClient } from '../../test/helpers/teamcity.ts';
 
 const FIXTURES = new URL('../../../shared/fixtures/teamcity/errors/', import.meta.url);
 const fixture = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
@@ -80,14 +80,7 @@ for (const errorFormat of ['text2023', 'structured2025'] as const) {
 
     before(async () => {
       sim = await startTeamCitySimulator({ version: errorFormat === 'text2023' ? '2023.05.4' : '2025.11.2', errorFormat });
-      dispatcher = createOutboundDispatcher({ allowHosts: [`127.0.0.1:${sim.port}`] });
-      client = new TeamCityClient({
-        baseUrl: sim.url,
-        auth: { type: 'basic', username: 'admin', password: 'admin' },
-        dispatcher,
-        log: createLogger({ level: 'silent' }),
-        retryBaseMs: 1,
-      });
+      ({ client, dispatcher } = adminClient(sim, { retryBaseMs: 1 }));
       const m = sim.model;
       m.addProject({ id: 'P' });
       m.addVcsRoot({ id: 'P_Git', projectId: 'P' });

@@ -4,8 +4,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Dispatcher } from 'undici';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
-import { createOutboundDispatcher } from '../net/outbound.ts';
-import { createLogger } from '../log.ts';
 import { TeamCityClient } from './client.ts';
 import {
   BUILD_FIELDS,
@@ -18,6 +16,7 @@ import {
 } from './fields.ts';
 import { backfillBuildsLocator, buildTypeIdLocator, runningBuildsLocator } from './locator.ts';
 import type { TcBuild } from './types.ts';
+import { adminClient } from '../../test/helpers/teamcity.ts';
 
 /** Top-level names of a fields spec (`a,b(c,d),e` → a, b, e). */
 function topLevel(spec: string): Set<string> {
@@ -76,13 +75,7 @@ describe('fields honoured by the simulator', () => {
 
   before(async () => {
     sim = await startTeamCitySimulator({ version: '2024.12.1' });
-    dispatcher = createOutboundDispatcher({ allowHosts: [`127.0.0.1:${sim.port}`] });
-    client = new TeamCityClient({
-      baseUrl: sim.url,
-      auth: { type: 'basic', username: 'admin', password: 'admin' },
-      dispatcher,
-      log: createLogger({ level: 'silent' }),
-    });
+    ({ client, dispatcher } = adminClient(sim));
     const m = sim.model;
     m.addProject({ id: 'Shop', name: 'Shop' });
     m.addProject({ id: 'Shop_Deploy', name: 'Deploy', parentId: 'Shop' });

@@ -4,8 +4,6 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Dispatcher } from 'undici';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
-import { createOutboundDispatcher } from '../net/outbound.ts';
-import { createLogger } from '../log.ts';
 import { TeamCityClient } from './client.ts';
 import {
   backfillBuildsLocator,
@@ -22,6 +20,7 @@ import {
   runningBuildsLocator,
   userByUsernameLocator,
 } from './locator.ts';
+import { adminClient } from '../../test/helpers/teamcity.ts';
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64url');
 
@@ -130,13 +129,7 @@ describe('escaping on the simulator (real HTTP)', () => {
 
   before(async () => {
     sim = await startTeamCitySimulator({ utcOffsetMinutes: 120 });
-    dispatcher = createOutboundDispatcher({ allowHosts: [`127.0.0.1:${sim.port}`] });
-    client = new TeamCityClient({
-      baseUrl: sim.url,
-      auth: { type: 'basic', username: 'admin', password: 'admin' },
-      dispatcher,
-      log: createLogger({ level: 'silent' }),
-    });
+    ({ client, dispatcher } = adminClient(sim));
     const m = sim.model;
     m.addProject({ id: 'Shop' });
     m.addProject({ id: 'Shop_Sub', parentId: 'Shop' });
