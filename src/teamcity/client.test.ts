@@ -301,7 +301,7 @@ describe('TeamCityClient against the simulator', () => {
       const elapsed = Date.now() - t0;
       assert.ok(err instanceof TeamCityUnavailableError, String(err));
       assert.match(err.message, /timeout after 150 ms/);
-      assert.ok(elapsed >= 450 && elapsed < 2_000, `${elapsed} ms`);
+      assert.ok(elapsed >= 450 && elapsed < 15_000, `${elapsed} ms`); // bounded, not timed: CI may be loaded
       assert.deepEqual(
         sim.requests().map((r) => r.fault),
         ['hang', 'hang', 'hang'],
