@@ -4,6 +4,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Database } from '../db/database.ts';
 import { migrationsCurrent } from '../db/migrate.ts';
 import type { Logger } from '../log.ts';
+import { registry } from '../metrics.ts';
 
 export interface WebDeps {
   db: Database;
@@ -67,6 +68,9 @@ export function buildServer({ db, log }: WebDeps): FastifyInstance {
   app.get('/static/teamcity.svg', async (_req, reply) =>
     reply.type('image/svg+xml').header('cache-control', 'public, max-age=86400').send(LOGO_SVG),
   );
+
+  // Prometheus / Datadog OpenMetrics scrape. Bounded labels, no tenant data (src/metrics.ts).
+  app.get('/metrics', async (_req, reply) => reply.type(registry.contentType).send(await registry.metrics()));
 
   app.get('/readyz', async (_req, reply) => {
     try {

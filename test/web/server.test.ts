@@ -35,6 +35,18 @@ test('healthz and readyz', async () => {
   assert.deepEqual(await r.json(), { status: 'ready' });
 });
 
+test('metrics and the provider logo are served', async () => {
+  const m = await fetch(`${base}/metrics`);
+  assert.equal(m.status, 200);
+  assert.match(m.headers.get('content-type') ?? '', /text\/plain/);
+  const text = await m.text();
+  assert.match(text, /# TYPE tcj_jira_request_duration_seconds histogram/);
+  assert.match(text, /process_cpu_seconds_total/);
+  const logo = await fetch(`${base}/static/teamcity.svg`);
+  assert.equal(logo.status, 200);
+  assert.equal(logo.headers.get('content-type'), 'image/svg+xml');
+});
+
 test('every response carries strict security headers', async () => {
   const res = await fetch(`${base}/healthz`);
   assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
