@@ -101,9 +101,13 @@ export class SyncWorker {
   }
 
   private run(into: Map<string, Promise<void>>, key: string, task: () => Promise<void>, ids: Record<string, string>): void {
-    const p = task()
+    // The same key can be claimed again before this task settles (its lease is released just before
+    // it resolves): remove only this task's own entry, never the newer one's.
+    const p: Promise<void> = task()
       .catch((err: unknown) => this.log.error({ err, ...ids }, 'sync task failed'))
-      .finally(() => into.delete(key));
+      .finally(() => {
+        if (into.get(key) === p) into.delete(key);
+      });
     into.set(key, p);
   }
 }

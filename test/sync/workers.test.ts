@@ -1,16 +1,17 @@
 // Several workers on one database (design.md §1): three Jira tenants × two TeamCity servers each (two
-// simulators, one of them slow), two and then four SyncWorker instances — each with its own connection
-// pool, as separate processes would have — claiming work concurrently while TeamCity keeps producing
-// builds. Proves: no server is polled by two workers at once, no tenant is delivered by two workers at
-// once, the load is really shared, and Jira never receives an older update of a build after a newer one
-// and ends with TeamCity's final state.
+// simulators: one at UTC−07:00, one at UTC+02:00 and slow), two and then four SyncWorker instances —
+// each with its own connection pool, as separate processes would have — claiming work concurrently
+// while TeamCity keeps producing builds. Proves: no server is polled by two workers at once, no tenant
+// is delivered by two workers at once, the load is really shared, and Jira never receives an older
+// update of a build after a newer one and ends with TeamCity's final state.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import type { Build } from '../../sandbox/teamcity/model.ts';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
-import { createPool, Database } from '../../src/db/database.ts';
+import type pg from 'pg';
+import { createPool, Database, type QueryParams, type Tx } from '../../src/db/database.ts';
 import type { TcBuild } from '../../src/teamcity/types.ts';
 import { jiraBuildState } from '../../src/sync/build-state.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
@@ -46,25 +47,62 @@ const tenantBySite = new Map<string, string>();
 
 // ------------------------------------------------------------------------------------------------
 // Instrumentation: a logical clock (the event loop is single-threaded, so a counter orders events
-// exactly) and the spans every wrapped task ran in.
+// exactly) and the span of every task. A span starts when the worker starts the task (after its claim
+// returned) and ends when the task issues the query that gives its lease back — the last thing a poll
+// or a delivery does, and what another worker's claim has to wait for. (Ending at the task's promise
+// instead would be wrong by one I/O event: another worker's claim result can be read from its socket
+// before this worker reads the COMMIT of its release.)
 
 let clock = 0;
 const spans: Span[] = [];
-const inFlight = new Map<string, string>();
+const open = new Map<string, Span>();
 const violations: string[] = [];
 
-async function instrumented(kind: Span['kind'], key: string, worker: string, task: () => Promise<unknown>): Promise<void> {
+function begin(kind: Span['kind'], key: string, worker: string): Span {
   const k = `${kind}:${key}`;
-  const holder = inFlight.get(k);
-  if (holder !== undefined) violations.push(`${kind} of ${key} started by ${worker} while ${holder} was still running it`);
-  inFlight.set(k, worker);
+  const running = open.get(k);
+  if (running) violations.push(`${kind} of ${key} started by ${worker} while ${running.worker} was still running it`);
   const span: Span = { kind, key, worker, start: ++clock, end: Number.POSITIVE_INFINITY };
+  open.set(k, span);
   spans.push(span);
+  return span;
+}
+
+function close(span: Span): void {
+  if (span.end !== Number.POSITIVE_INFINITY) return;
+  span.end = ++clock;
+  const k = `${span.kind}:${span.key}`;
+  if (open.get(k) === span) open.delete(k);
+}
+
+/** The lease of `key` held by `worker` is being given back: its open span ends now. */
+function released(kind: Span['kind'], key: string, worker: string): void {
+  const span = open.get(`${kind}:${key}`);
+  if (span?.worker === worker) close(span);
+}
+
+async function instrumented(kind: Span['kind'], key: string, worker: string, task: () => Promise<unknown>): Promise<void> {
+  const span = begin(kind, key, worker);
   try {
     await task();
   } finally {
-    span.end = ++clock;
-    if (inFlight.get(k) === worker) inFlight.delete(k);
+    close(span); // no-op when the lease release already ended it
+  }
+}
+
+/** A worker's database handle that reports the moment a poll or delivery lease is given back. */
+class ObservedDatabase extends Database {
+  override withTenant<T>(tenantId: string, fn: (tx: Tx) => Promise<T>): Promise<T> {
+    return super.withTenant(tenantId, (tx) =>
+      fn({
+        query: <R extends pg.QueryResultRow>(sql: string, params?: QueryParams) => {
+          const [key, worker] = (params ?? []) as [string, string];
+          if (/UPDATE sync_state SET lease_owner = NULL/.test(sql)) released('poll', key, worker);
+          if (/UPDATE delivery_state SET lease_owner = NULL/.test(sql)) released('deliver', key, worker);
+          return tx.query<R>(sql, params);
+        },
+      }),
+    );
   }
 }
 
@@ -72,6 +110,7 @@ async function instrumented(kind: Span['kind'], key: string, worker: string, tas
 function newPhase(): void {
   spans.length = 0;
   violations.length = 0;
+  open.clear();
 }
 
 /** Pairs of spans of the same kind and key that overlap in time. */
@@ -99,7 +138,7 @@ interface RunningWorker {
 }
 
 function startWorker(workerId: string): RunningWorker {
-  const db = new Database(createPool(t.appUrl, { max: 4, applicationName: workerId }));
+  const db = new ObservedDatabase(createPool(t.appUrl, { max: 4, applicationName: workerId }));
   const deps: PollerDeps = {
     db,
     secrets: world.secrets,
@@ -315,7 +354,6 @@ describe('several workers on one database', () => {
     // The polls really ran side by side (different servers at once), or the test proves little.
     const polls = spans.filter((s) => s.kind === 'poll');
     const concurrent = polls.some((a) => polls.some((b) => a !== b && a.key !== b.key && a.worker !== b.worker && a.start < b.end && b.start < a.end));
-    console.log(`polls ${polls.length}, deliveries ${spans.length - polls.length}, by worker ${JSON.stringify([...workersWith('poll', ['four-1', 'four-2', 'four-3', 'four-4'])])}`);
     assert.ok(concurrent, 'no two polls of different servers by different workers ever overlapped');
   });
 
@@ -347,7 +385,6 @@ describe('several workers on one database', () => {
     assert.deepEqual(outOfOrder, [], 'updates that reached Jira out of order (or twice)');
     // Most builds went through several states, each its own update: the order check has teeth.
     const multi = [...seen.values()].filter((u) => u.length >= 3).length;
-    console.log(`jira posts ${posts.length}, builds ${seen.size}, with >=3 updates ${multi}, updates ${[...seen.values()].reduce((n, u) => n + u.length, 0)}`);
     assert.ok(multi >= seen.size / 3, `${multi} of ${seen.size} builds reached Jira in three or more updates`);
 
     // Final state: every TeamCity build, for every tenant connected to its server, as jiraBuildState maps it.
@@ -382,4 +419,28 @@ describe('several workers on one database', () => {
     for (const site of SITES) assert.equal(world.sim.site(site).builds.size, [...connections].filter((c) => c.site === site).reduce((n, c) => n + c.sim.model.builds.size, 0));
     assert.deepEqual(world.sim.unexpectedCalls(), []);
   });
+});
+
+// The race behind the spans' definition above, inside one worker: a claim may hand a server back while
+// the task that just released it has not settled yet (its COMMIT is read from one socket, the claim
+// from another). The worker must keep track of the new task, or idle() and stop() return while it runs.
+test('a worker keeps waiting for a poll claimed before its previous poll of the same server settled', async () => {
+  const claims: Array<Array<{ tenant_id: string; server_id: string }>> = [[{ tenant_id: 'tenant', server_id: 'server' }], [{ tenant_id: 'tenant', server_id: 'server' }]];
+  const fakeDb = {
+    pool: { query: async (sql: string) => ({ rows: sql.includes('claim_due_servers') ? (claims.shift() ?? []) : [] }) },
+  } as unknown as Database;
+  const finishers: Array<() => void> = [];
+  const worker = new SyncWorker(fakeDb, { poll: () => new Promise<void>((resolve) => finishers.push(resolve)), deliver: async () => undefined }, quietLog, { workerId: 'solo' });
+  await worker.tick(); // first poll of the server
+  await worker.tick(); // the server again: the first poll has given its lease back but not settled
+  assert.equal(finishers.length, 2);
+  finishers[0]!();
+  await sleep(0); // the first poll settles
+  let idle = false;
+  const waiting = worker.idle().then(() => (idle = true));
+  await sleep(20);
+  assert.equal(idle, false, 'idle() returned while the second poll was still running');
+  finishers[1]!();
+  await waiting;
+  assert.equal(idle, true);
 });
