@@ -24,6 +24,8 @@ export interface DelivererDeps {
   maxPauseMs?: number;
   /** Upper bound of requests per lease, so one large outbox cannot hold a worker forever. */
   maxBatchesPerRun?: number;
+  /** The lease is extended to this many seconds before every request (default 300, the worker's). */
+  leaseSeconds?: number;
 }
 
 interface OutboxRow {
@@ -123,6 +125,21 @@ async function pause(deps: DelivererDeps, tenantId: string, ms: number, error: s
   );
 }
 
+/**
+ * Before each request: extend this worker's lease, or learn it was lost (a run longer than the
+ * lease, another worker took over) and stop — two deliverers of one tenant must never interleave.
+ */
+async function renewLease(deps: DelivererDeps, tenantId: string, workerId: string): Promise<boolean> {
+  const { rowCount } = await deps.db.withTenant(tenantId, (tx) =>
+    tx.query(
+      `UPDATE delivery_state SET lease_until = now() + make_interval(secs => $3)
+        WHERE tenant_id = $1 AND lease_owner = $2 AND lease_until > now()`,
+      [tenantId, workerId, deps.leaseSeconds ?? 300],
+    ),
+  );
+  return (rowCount ?? 0) > 0;
+}
+
 async function release(deps: DelivererDeps, tenantId: string, workerId: string): Promise<void> {
   await deps.db.withTenant(tenantId, (tx) =>
     tx.query(`UPDATE delivery_state SET lease_owner = NULL, lease_until = NULL WHERE tenant_id = $1 AND lease_owner = $2`, [tenantId, workerId]),
@@ -154,6 +171,10 @@ export async function deliverTenant(deps: DelivererDeps, tenantId: string, worke
     });
     const maxBatches = deps.maxBatchesPerRun ?? 50;
     while (report.batches < maxBatches) {
+      if (!(await renewLease(deps, tenantId, workerId))) {
+        log.warn('delivery lease lost; another worker continues');
+        break;
+      }
       const rows = await deps.db.withTenant(tenantId, async (tx) =>
         (await tx.query<OutboxRow>(`SELECT id::text, server_id, kind, entity_key, build_id::text, usn::text, payload FROM outbox ORDER BY id LIMIT 1000`)).rows,
       );

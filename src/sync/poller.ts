@@ -208,9 +208,19 @@ async function completeChanges(client: TeamCityClient, builds: TcBuild[], inline
 
 const byTime = (b: TcBuild) => (tryParseTcDate(b.finishDate) ?? tryParseTcDate(b.startDate) ?? tryParseTcDate(b.queuedDate))?.getTime() ?? 0;
 
-/** Advances sync_state only if this worker still holds the lease; otherwise the whole transaction rolls back. */
+/** How long a poll's lease lasts from its last commit (the worker's default lease). */
+const POLL_LEASE_SECONDS = 300;
+
+/**
+ * Advances sync_state only if this worker still holds the lease (otherwise the whole transaction
+ * rolls back), and extends the lease, so that a long backfill keeps its server.
+ */
 async function fencedUpdate(tx: Tx, serverId: string, workerId: string, set: string, params: unknown[]): Promise<void> {
-  const { rowCount } = await tx.query(`UPDATE sync_state SET ${set} WHERE server_id = $1 AND lease_owner = $2 AND lease_until > now()`, [serverId, workerId, ...params]);
+  const { rowCount } = await tx.query(
+    `UPDATE sync_state SET ${set}, lease_until = now() + make_interval(secs => ${POLL_LEASE_SECONDS})
+      WHERE server_id = $1 AND lease_owner = $2 AND lease_until > now()`,
+    [serverId, workerId, ...params],
+  );
   if (!rowCount) throw new LeaseLostError(`lease on server ${serverId} lost`);
 }
 

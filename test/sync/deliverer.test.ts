@@ -37,6 +37,11 @@ async function queue(site: string, id: number, state: BuildData['state'], keys?:
   });
 }
 
+/** Takes the delivery leases the way the worker does (claim_due_deliveries). */
+async function claim(workerId: string): Promise<string[]> {
+  return (await t.db.pool.query<{ tenant_id: string }>('SELECT * FROM claim_due_deliveries($1, 60, 10)', [workerId])).rows.map((r) => r.tenant_id);
+}
+
 async function outboxSize(site: string) {
   return t.db.withTenant(tenants[site]!.tenantId, async (tx) => Number((await tx.query('SELECT count(*) AS n FROM outbox')).rows[0]!.n));
 }
@@ -63,6 +68,7 @@ describe('deliverer', () => {
     await queue('acme', 101, 'pending');
     await queue('acme', 101, 'in_progress');
     await queue('acme', 101, 'successful');
+    assert.deepEqual(await claim('w1'), [tenants.acme!.tenantId]);
     const report = await deliverTenant(deps, tenants.acme!.tenantId, 'w1');
     assert.deepEqual(report, { batches: 1, entities: 1, accepted: 1, rejected: 0 });
     const posts = world.sim.requests().filter((r) => r.path === '/rest/builds/0.1/bulk');
@@ -80,6 +86,7 @@ describe('deliverer', () => {
     world.sim.clearRequests();
     for (let i = 0; i < 249; i++) await queue('acme', 1000 + i, 'successful', ['TCJ-2']);
     await queue('acme', 2000, 'failed', ['NOPE-1']);
+    await claim('w1');
     const report = await deliverTenant(deps, tenants.acme!.tenantId, 'w1');
     assert.deepEqual(report, { batches: 3, entities: 250, accepted: 249, rejected: 1 });
     assert.equal(world.sim.requests().filter((r) => r.path === '/rest/builds/0.1/bulk').length, 3);
@@ -95,6 +102,7 @@ describe('deliverer', () => {
     world.sim.faults.failNext({ status: 429, retryAfterSeconds: 120, site: 'acme', count: 10 });
     await queue('acme', 3000, 'successful');
     await queue('globex', 3000, 'successful');
+    assert.deepEqual((await claim('w1')).sort(), [tenants.acme!.tenantId, tenants.globex!.tenantId].sort());
     const paused = await deliverTenant(deps, tenants.acme!.tenantId, 'w1');
     assert.equal(paused.entities, 0);
     assert.match(paused.paused ?? '', /rate limited by Jira for 120 s/);
@@ -102,11 +110,16 @@ describe('deliverer', () => {
     const state = await t.db.withTenant(tenants.acme!.tenantId, async (tx) => (await tx.query('SELECT paused_until, lease_owner FROM delivery_state')).rows[0]);
     const secs = ((state?.paused_until as Date).getTime() - Date.now()) / 1000;
     assert.ok(secs > 100 && secs <= 121, `paused for ${secs}s`);
-    // The claim function skips the paused tenant and hands out the other one.
-    const claimed = (await t.db.pool.query<{ tenant_id: string }>('SELECT * FROM claim_due_deliveries($1, 60, 10)', ['w2'])).rows.map((r) => r.tenant_id);
-    assert.deepEqual(claimed, [tenants.globex!.tenantId]);
-    const other = await deliverTenant(deps, tenants.globex!.tenantId, 'w2');
+    assert.equal(state?.lease_owner, null, 'the lease is released');
+    const other = await deliverTenant(deps, tenants.globex!.tenantId, 'w1');
     assert.equal(other.accepted, 1);
+    // The paused tenant is not handed out again until its pause ends, though its outbox is not empty.
+    assert.deepEqual(await claim('w2'), []);
+    // A deliverer that does not hold the lease sends nothing.
+    await queue('globex', 3001, 'successful');
+    const intruder = await deliverTenant(deps, tenants.globex!.tenantId, 'w3');
+    assert.equal(intruder.entities, 0);
+    assert.equal(await outboxSize('globex'), 1);
     world.sim.faults.clear();
   });
 });
