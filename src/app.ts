@@ -16,6 +16,8 @@ import { deliverTenant } from './sync/deliverer.ts';
 import { pollServer } from './sync/poller.ts';
 import { SyncWorker } from './sync/worker.ts';
 import { TenantRepository } from './tenants/repository.ts';
+import { purgeExpiredTenants } from './tenants/retention.ts';
+import { registerAdminApi, retryPendingDeletions, tenantsWithPendingDeletions } from './web/api/index.ts';
 import { buildServer } from './web/server.ts';
 
 export interface Runtime {
@@ -73,6 +75,10 @@ export function createWorker(runtime: Runtime): SyncWorker {
       poll: async (tenantId, serverId, workerId) =>
         void (await pollServer({ db, secrets, dispatcher, log, settings: { maxBuildDurationMs: config.syncMaxBuildHours * 3600_000 } }, tenantId, serverId, workerId)),
       deliver: async (tenantId, workerId) => void (await deliverTenant({ db, tenants, appKey: config.appKey, dispatcher, log }, tenantId, workerId)),
+      maintain: async () => {
+        await purgeExpiredTenants(db, log);
+        for (const tenantId of await tenantsWithPendingDeletions(db)) await retryPendingDeletions({ db, tenants, appKey: config.appKey, dispatcher, log }, tenantId);
+      },
     },
     log,
   );
@@ -100,6 +106,7 @@ export async function startProcess(config: Config, log: Logger, roles: { web: bo
         installKeys: new InstallKeys(config.connectInstallKeysUrl, runtime.dispatcher),
         allowHosts: config.outboundAllowHosts,
       });
+      registerAdminApi(server, { db: runtime.db, secrets: runtime.secrets, tenants: runtime.tenants, dispatcher: runtime.dispatcher, log, appKey: config.appKey, baseUrl: config.baseUrl });
       await server.listen({ port: config.port, host: '0.0.0.0' });
     }
     if (roles.worker) {

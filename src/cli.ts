@@ -7,9 +7,10 @@ import { resolveDatabase } from './db/connect.ts';
 import { createPool } from './db/database.ts';
 import { DataDirInUseError } from './db/embedded.ts';
 import { migrate, MigrationError } from './db/migrate.ts';
-import { addPrimaryKey, KeyringError } from './crypto/keyring.ts';
-import { reencryptAll } from './crypto/rotate.ts';
-import { SecretDecryptError } from './crypto/secrets.ts';
+import { KeyringError } from './crypto/keyring.ts';
+import { rotateLocalKeys } from './crypto/rotate.ts';
+import { KEYRING_RECHECK_MS, SecretDecryptError } from './crypto/secrets.ts';
+import { purgeExpiredTenants } from './tenants/retention.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openRuntime, startProcess, type AppProcess } from './app.ts';
 
@@ -20,6 +21,7 @@ commands:
   web           the web server only (any number behind a load balancer)
   worker        the sync worker only: polls TeamCity, delivers to Jira (any number, on any machines)
   migrate       apply database migrations and exit
+  purge-expired delete, for good, the tenants uninstalled more than 60 days ago (workers also do this every minute)
   rotate-keys   add a new primary key to the local keyring and re-encrypt every stored secret under it
                   --no-new-key   only re-encrypt what is not yet under the primary key (resume an interrupted run)
 
@@ -69,16 +71,30 @@ async function runRotateKeys(config: Config, log: Logger, args: string[]): Promi
   const runtime = await openRuntime(config, log, { attachIfRunning: true });
   const ownerPool = createPool(runtime.urls.ownerUrl, { max: 2, applicationName: 'teamcity-jira-rotate-keys' });
   try {
-    if (!config.kmsKeyArn && !args.includes('--no-new-key')) {
-      const name = await addPrimaryKey(config.keyringFile);
-      log.info({ key: name }, 'added a new primary key');
-    }
-    const report = await reencryptAll(ownerPool, runtime.secrets, log);
+    const report = await rotateLocalKeys({
+      keyringFile: config.keyringFile,
+      ownerPool,
+      secrets: runtime.secrets,
+      log,
+      addKey: !config.kmsKeyArn && !args.includes('--no-new-key'),
+      pickupWaitMs: KEYRING_RECHECK_MS + 1_000,
+    });
     log.info(report, 'rotate-keys finished');
     process.stdout.write(`${JSON.stringify(report)}\n`);
     if (report.failed) process.exitCode = 1;
   } finally {
     await ownerPool.end();
+    await runtime.close();
+  }
+}
+
+async function runPurgeExpired(config: Config, log: Logger): Promise<void> {
+  const runtime = await openRuntime(config, log, { attachIfRunning: true });
+  try {
+    const report = await purgeExpiredTenants(runtime.db, log);
+    log.info(report, 'purge-expired finished');
+    process.stdout.write(`${JSON.stringify(report)}\n`);
+  } finally {
     await runtime.close();
   }
 }
@@ -105,6 +121,8 @@ export async function main(argv: string[]): Promise<void> {
         return await runMigrate(config, log);
       case 'rotate-keys':
         return await runRotateKeys(config, log, args);
+      case 'purge-expired':
+        return await runPurgeExpired(config, log);
       default:
         throw new ConfigError(`unknown command "${command}" (try: tcj help)`);
     }

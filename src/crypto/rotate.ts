@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { withMaintenance } from '../db/database.ts';
 import type { Logger } from '../log.ts';
+import { addPrimaryKey } from './keyring.ts';
 import type { SecretPurpose, Secrets } from './secrets.ts';
 
 /** Every encrypted column in the schema. A new one must be added here (a test checks the schema). */
@@ -52,4 +53,25 @@ export async function reencryptAll(ownerPool: pg.Pool, secrets: Secrets, log: Lo
     }
   }
   return report;
+}
+
+/**
+ * The whole rotation as `tcj rotate-keys` runs it next to live processes: add a new primary key, wait
+ * until every running process has re-read the keyring (so none still encrypts under the old key),
+ * then re-encrypt everything. `secrets` must read the keyring afresh (its own instance).
+ */
+export async function rotateLocalKeys(opts: {
+  keyringFile: string;
+  ownerPool: pg.Pool;
+  secrets: Secrets;
+  log: Logger;
+  addKey: boolean;
+  pickupWaitMs: number;
+}): Promise<RotationReport> {
+  if (opts.addKey) {
+    const name = await addPrimaryKey(opts.keyringFile);
+    opts.log.info({ key: name, waitMs: opts.pickupWaitMs }, 'added a new primary key; waiting for running processes to pick it up');
+    await new Promise((r) => setTimeout(r, opts.pickupWaitMs));
+  }
+  return reencryptAll(opts.ownerPool, opts.secrets, opts.log);
 }

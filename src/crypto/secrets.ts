@@ -19,6 +19,9 @@ const { encrypt, decrypt } = buildClient(CommitmentPolicy.REQUIRE_ENCRYPT_REQUIR
 
 const KEY_NAMESPACE = 'teamcity-jira/local';
 
+/** How often a running process re-reads the keyring file to pick up a new primary key. */
+export const KEYRING_RECHECK_MS = 5_000;
+
 export type SecretPurpose = 'jira-shared-secret' | 'teamcity-credential';
 
 export interface SecretContext {
@@ -141,7 +144,7 @@ export class Secrets {
       }
       await createKeyring(file);
     }
-    return new Secrets(new LocalKeyProvider(file, opts.recheckMs ?? 5_000));
+    return new Secrets(new LocalKeyProvider(file, opts.recheckMs ?? KEYRING_RECHECK_MS));
   }
 
   async encrypt(plaintext: string, ctx: SecretContext): Promise<Buffer> {

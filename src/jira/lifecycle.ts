@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { TenantRepository } from '../tenants/repository.ts';
+import { resendHistory } from '../tenants/retention.ts';
 import { buildDescriptor, LIFECYCLE_ROUTES } from './descriptor.ts';
 import { InstallKeyError, type InstallKeys } from './install-keys.ts';
 import { JwtError, peek, verifyRs256 } from './jwt.ts';
@@ -119,14 +120,17 @@ export function registerLifecycle(app: FastifyInstance, deps: LifecycleDeps): vo
       if (!p.sharedSecret) throw new AuthError('installed payload has no sharedSecret');
       if (!isAcceptedSiteUrl(p.baseUrl, deps.allowHosts)) throw new AuthError(`site ${p.baseUrl} is not a Jira Cloud site this app serves`);
       const displayUrl = p.displayUrl && isAcceptedUrlShape(p.displayUrl) ? p.displayUrl : undefined;
-      const { tenantId, reinstall } = await deps.tenants.recordInstall({
-        clientKey: p.clientKey,
-        sharedSecret: p.sharedSecret,
-        baseUrl: p.baseUrl.replace(/\/+$/, ''),
-        displayUrl,
-        installationId: p.installationId,
-      });
-      req.log.info({ tenantId, reinstall }, reinstall ? 'app reinstalled' : 'app installed');
+      const { tenantId, reinstall, restored } = await deps.tenants.recordInstall(
+        {
+          clientKey: p.clientKey,
+          sharedSecret: p.sharedSecret,
+          baseUrl: p.baseUrl.replace(/\/+$/, ''),
+          displayUrl,
+          installationId: p.installationId,
+        },
+        resendHistory,
+      );
+      req.log.info({ tenantId, reinstall, restored }, restored ? 'app reinstalled within the retention period: configuration restored, history re-sent' : reinstall ? 'app reinstalled' : 'app installed');
     }),
   );
 

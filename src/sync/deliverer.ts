@@ -176,7 +176,12 @@ export async function deliverTenant(deps: DelivererDeps, tenantId: string, worke
         break;
       }
       const rows = await deps.db.withTenant(tenantId, async (tx) =>
-        (await tx.query<OutboxRow>(`SELECT id::text, server_id, kind, entity_key, build_id::text, usn::text, payload FROM outbox ORDER BY id LIMIT 1000`)).rows,
+        // Nothing more goes to Jira for a server being removed (its data there is being deleted).
+        (await tx.query<OutboxRow>(
+          `SELECT o.id::text, o.server_id, o.kind, o.entity_key, o.build_id::text, o.usn::text, o.payload
+             FROM outbox o JOIN teamcity_servers s ON s.id = o.server_id
+            WHERE s.deleting_at IS NULL ORDER BY o.id LIMIT 1000`,
+        )).rows,
       );
       const batch = nextBatch(rows);
       if (!batch) break;

@@ -78,6 +78,7 @@ interface SyncStateRow {
   backfill_since: Date | null;
   backfill_until: Date | null;
   backfill_cursor: Date | null;
+  backfill_finished_at: Date | null;
   lease_owner: string | null;
 }
 
@@ -348,7 +349,13 @@ async function backfillSlice(
     const st = await deps.db.withTenant(tenantId, async (tx) => (await tx.query<SyncStateRow>('SELECT * FROM sync_state WHERE server_id = $1', [server.id])).rows[0]);
     if (!st?.backfill_since || !st.backfill_until) return total;
     const from = st.backfill_cursor ?? st.backfill_since;
-    if (from >= st.backfill_until) return total;
+    if (from >= st.backfill_until) {
+      // Nothing (more) to read — e.g. a backfill asked for from a date after the server's own now.
+      if (!st.backfill_finished_at) {
+        await deps.db.withTenant(tenantId, (tx) => fencedUpdate(tx, server.id, workerId, 'backfill_cursor = backfill_until, backfill_finished_at = now()', []));
+      }
+      return total;
+    }
     const to = new Date(Math.min(from.getTime() + windowMs, st.backfill_until.getTime()));
     // One second of overlap at the lower edge: TeamCity's conditions are strict and second-precise.
     const since = new Date(from.getTime() - 1000);

@@ -99,8 +99,24 @@ export async function updateCredentials(tx: Tx, secrets: Secrets, tenantId: stri
   await tx.query(`UPDATE sync_state SET next_poll_at = now() WHERE server_id = $1`, [serverId]);
 }
 
+/**
+ * The poller's health verdict. A paused server (paused by an admin, or being deleted) stays paused:
+ * a poll that was already running when it was paused must not resume it; only `setPaused` does.
+ */
 export async function setServerState(tx: Tx, serverId: string, state: ServerState): Promise<void> {
-  await tx.query(`UPDATE teamcity_servers SET state = $2, updated_at = now() WHERE id = $1 AND state <> $2`, [serverId, state]);
+  await tx.query(`UPDATE teamcity_servers SET state = $2, updated_at = now() WHERE id = $1 AND state <> $2 AND state <> 'paused'`, [serverId, state]);
+}
+
+/** Pauses polling, or resumes it (state ok, polled at once). Returns false if the server does not exist. */
+export async function setPaused(tx: Tx, serverId: string, paused: boolean): Promise<boolean> {
+  const { rowCount } = await tx.query(
+    paused
+      ? `UPDATE teamcity_servers SET state = 'paused', updated_at = now() WHERE id = $1`
+      : `UPDATE teamcity_servers SET state = CASE WHEN state = 'paused' THEN 'ok' ELSE state END, updated_at = now() WHERE id = $1`,
+    [serverId],
+  );
+  if (!paused) await tx.query(`UPDATE sync_state SET next_poll_at = now() WHERE server_id = $1`, [serverId]);
+  return (rowCount ?? 0) > 0;
 }
 
 /**

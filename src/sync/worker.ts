@@ -10,6 +10,8 @@ import type { Logger } from '../log.ts';
 export interface WorkerTasks {
   poll(tenantId: string, serverId: string, workerId: string): Promise<void>;
   deliver(tenantId: string, workerId: string): Promise<void>;
+  /** Housekeeping run every maintenanceIntervalMs (retention purge, pending deletions). */
+  maintain?(): Promise<void>;
 }
 
 export interface WorkerOptions {
@@ -20,12 +22,16 @@ export interface WorkerOptions {
   /** A poll holds its server this long at most; it renews while paging through long work. */
   pollLeaseSeconds?: number;
   deliveryLeaseSeconds?: number;
+  /** How often this worker runs the housekeeping task (several workers may; it is idempotent). */
+  maintenanceIntervalMs?: number;
 }
 
 export class SyncWorker {
   readonly workerId: string;
   private readonly polls = new Map<string, Promise<void>>();
   private readonly deliveries = new Map<string, Promise<void>>();
+  private maintenance: Promise<void> | undefined;
+  private lastMaintenance = 0;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
   private stopped = false;
@@ -44,6 +50,7 @@ export class SyncWorker {
       maxConcurrentDeliveries: opts.maxConcurrentDeliveries ?? 8,
       pollLeaseSeconds: opts.pollLeaseSeconds ?? 300,
       deliveryLeaseSeconds: opts.deliveryLeaseSeconds ?? 300,
+      maintenanceIntervalMs: opts.maintenanceIntervalMs ?? 60_000,
     };
   }
 
@@ -64,7 +71,7 @@ export class SyncWorker {
     this.stopped = true;
     clearTimeout(this.timer);
     await this.ticking;
-    await Promise.allSettled([...this.polls.values(), ...this.deliveries.values()]);
+    await Promise.allSettled([...this.polls.values(), ...this.deliveries.values(), this.maintenance]);
     this.log.info({ workerId: this.workerId }, 'sync worker stopped');
   }
 
@@ -89,6 +96,13 @@ export class SyncWorker {
         ]);
         for (const r of rows) this.run(this.deliveries, r.tenant_id, () => this.tasks.deliver(r.tenant_id, this.workerId), { tenantId: r.tenant_id });
       }
+      if (this.tasks.maintain && !this.maintenance && Date.now() - this.lastMaintenance >= this.opts.maintenanceIntervalMs) {
+        this.lastMaintenance = Date.now();
+        this.maintenance = this.tasks
+          .maintain()
+          .catch((err: unknown) => this.log.error({ err }, 'housekeeping failed'))
+          .finally(() => (this.maintenance = undefined));
+      }
     } catch (err) {
       // The database may be restarting: log and try again next tick.
       this.log.warn({ err }, 'worker could not claim work');
@@ -97,7 +111,9 @@ export class SyncWorker {
 
   /** Resolves when no task is running (tests). */
   async idle(): Promise<void> {
-    while (this.polls.size || this.deliveries.size) await Promise.allSettled([...this.polls.values(), ...this.deliveries.values()]);
+    while (this.polls.size || this.deliveries.size || this.maintenance) {
+      await Promise.allSettled([...this.polls.values(), ...this.deliveries.values(), this.maintenance]);
+    }
   }
 
   private run(into: Map<string, Promise<void>>, key: string, task: () => Promise<void>, ids: Record<string, string>): void {

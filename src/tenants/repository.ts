@@ -37,14 +37,19 @@ export class TenantRepository {
    * Records a verified `installed` event: creates the tenant, or (reinstall) overwrites its secret and
    * base URL and cancels a pending uninstall. Returns the tenant id and whether it already existed.
    */
-  async recordInstall(rec: InstallRecord): Promise<{ tenantId: string; reinstall: boolean }> {
+  async recordInstall(
+    rec: InstallRecord,
+    /** Runs in the same transaction when an uninstalled tenant comes back within its retention period. */
+    onRestore?: (tx: Tx) => Promise<void>,
+  ): Promise<{ tenantId: string; reinstall: boolean; restored: boolean }> {
     for (let attempt = 0; ; attempt++) {
       const existing = await this.db.tenantIdForClientKey(rec.clientKey);
       const tenantId = existing ?? randomUUID();
       const ciphertext = await this.secrets.encrypt(rec.sharedSecret, secretContext(tenantId));
       try {
-        await this.db.withTenant(tenantId, (tx) =>
-          tx.query(
+        const restored = await this.db.withTenant(tenantId, async (tx) => {
+          const before = (await tx.query<{ state: string }>('SELECT state FROM tenants FOR UPDATE')).rows[0]?.state;
+          await tx.query(
             `INSERT INTO tenants (id, client_key, base_url, display_url, shared_secret_ct, installation_id)
              VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (id) DO UPDATE SET
@@ -55,9 +60,11 @@ export class TenantRepository {
                uninstalled_at = NULL, purge_after = NULL,
                jira_auth_failed_at = NULL, jira_auth_error = NULL, updated_at = now()`,
             [tenantId, rec.clientKey, rec.baseUrl, rec.displayUrl ?? null, ciphertext, rec.installationId ?? null],
-          ),
-        );
-        return { tenantId, reinstall: existing !== undefined };
+          );
+          if (before === 'uninstalled' && onRestore) await onRestore(tx);
+          return before === 'uninstalled';
+        });
+        return { tenantId, reinstall: existing !== undefined, restored };
       } catch (err) {
         // Two first installs of one clientKey racing: the loser sees the winner's row next time round.
         if ((err as { code?: string }).code === '23505' && attempt === 0) continue;
