@@ -20,6 +20,7 @@ import { createLogger } from '../../src/log.ts';
 import { createOutboundDispatcher } from '../../src/net/outbound.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer } from '../../src/sync/poller.ts';
+import { createServer } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
 import { TenantRepository } from '../../src/tenants/repository.ts';
 import { registerAdminApi, retryPendingDeletions, tenantsWithPendingDeletions } from '../../src/web/api/index.ts';
@@ -440,12 +441,24 @@ describe('admin API', () => {
   test('DELETE removes the server’s builds and deployments from Jira, then its rows and credentials', async () => {
     const site = sim.site('acme');
     const ours = () => [...site.builds.values(), ...site.deployments.values()].filter((e) => e.properties.connectionId === serverId);
+    // A second connection of the same tenant, with its own data in Jira, must survive the removal.
+    const otherId = randomUUID();
+    await t.db.withTenant(acme, (tx) => createServer(tx, secrets, acme, { id: otherId, name: 'Other', url: tc.url, auth: { type: 'token', token: TOKEN } }));
+    tc.model.addChange({ vcsRootId: 'Shop_Git', comment: 'TCJ-2 for the other connection', branch: 'main' });
+    tc.model.runBuild({ buildTypeId: 'Shop_Build', branch: 'main', durationMs: 1_000 });
+    await sync();
+    const theirs = () => [...site.builds.values()].filter((e) => e.properties.connectionId === otherId);
+    const theirsBefore = theirs().length;
     assert.ok(ours().length > 0, 'data in Jira before');
+    assert.ok(theirsBefore > 0, "the other connection's data in Jira before");
     const r = await call('DELETE', `/api/v1/servers/${serverId}`);
     assert.equal(r.status, 204);
     assert.equal(ours().length, 0, 'Jira data deleted');
-    const deletes = sim.requests().filter((q) => q.method === 'DELETE');
-    assert.deepEqual(deletes.map((q) => [q.path, q.query]).slice(-2), [
+    assert.equal(theirs().length, theirsBefore, "the other connection's data untouched");
+    assert.equal((await call('GET', `/api/v1/servers/${otherId}`)).status, 200);
+    await call('DELETE', `/api/v1/servers/${otherId}`);
+    const deletes = sim.requests().filter((q) => q.method === 'DELETE' && q.query.connectionId?.[0] === serverId);
+    assert.deepEqual(deletes.map((q) => [q.path, q.query]), [
       ['/rest/builds/0.1/bulkByProperties', { connectionId: [serverId] }],
       ['/rest/deployments/0.1/bulkByProperties', { connectionId: [serverId] }],
     ]);
