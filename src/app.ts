@@ -18,6 +18,7 @@ import { SyncWorker } from './sync/worker.ts';
 import { TenantRepository } from './tenants/repository.ts';
 import { purgeExpiredTenants } from './tenants/retention.ts';
 import { registerAdminApi, retryPendingDeletions, tenantsWithPendingDeletions } from './web/api/index.ts';
+import { registerPages } from './web/pages/index.ts';
 import { buildServer } from './web/server.ts';
 
 export interface Runtime {
@@ -107,6 +108,7 @@ export async function startProcess(config: Config, log: Logger, roles: { web: bo
         allowHosts: config.outboundAllowHosts,
       });
       registerAdminApi(server, { db: runtime.db, secrets: runtime.secrets, tenants: runtime.tenants, dispatcher: runtime.dispatcher, log, appKey: config.appKey, baseUrl: config.baseUrl });
+      registerPages(server, { tenants: runtime.tenants, baseUrl: config.baseUrl, allJsUrl: config.allJsUrl });
       await server.listen({ port: config.port, host: '0.0.0.0' });
     }
     if (roles.worker) {

@@ -55,6 +55,7 @@ const envSchema = z.object({
     .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/, 'expected an AWS KMS key or alias ARN')
     .optional(),
   OUTBOUND_ALLOW_HOSTS: hostList.default([]),
+  ATLASSIAN_ALL_JS_URL: httpUrl.default('https://connect-cdn.atl-paas.net/all.js'),
   SYNC_MAX_BUILD_HOURS: z.coerce
     .number({ error: 'expected a number of hours 1-720' })
     .min(1, 'expected a number of hours 1-720')
@@ -77,6 +78,8 @@ export interface Config {
   keyringFile: string;
   kmsKeyArn: string | undefined;
   outboundAllowHosts: string[];
+  /** Atlassian's iframe bridge the pages load (an offline shim in the demo). */
+  allJsUrl: string;
   /** The longest build expected: the start-time window of each poll (reference §5.4). */
   syncMaxBuildHours: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -108,6 +111,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kmsKeyArn: e.KMS_KEY_ARN,
     outboundAllowHosts: e.OUTBOUND_ALLOW_HOSTS,
     syncMaxBuildHours: e.SYNC_MAX_BUILD_HOURS,
+    allJsUrl: e.ATLASSIAN_ALL_JS_URL,
     logLevel: e.LOG_LEVEL,
     sentryDsn: e.SENTRY_DSN,
   };
