@@ -786,7 +786,7 @@ async function openRules(slot, server) {
       void (async () => {
         try {
           await api('PUT', `servers/${enc(id)}/rules`, collect());
-          replace(out, message('Rules saved. They apply to builds from the next sync on.', 'success'));
+          replace(out, message('Rules saved. They apply to builds from the next sync on; builds already sent stay in Jira (remove the server to delete its data from Jira).', 'success'));
         } catch (err) {
           replace(out, message(`Could not save the rules: ${errorText(err)}`, 'error'));
         }
@@ -799,7 +799,7 @@ async function openRules(slot, server) {
     { class: 'tcj-section', id: 'tcj-rules' },
     h('h2', {}, `Rules — ${str(server.name)}`),
     h('h3', {}, 'Tracked configurations and branches'),
-    h('p', { class: 'tcj-help' }, 'Everything the service account can see is tracked unless excluded. With include rules, only matching builds are tracked. Exclude wins over include. Branch patterns use * as a wildcard.'),
+    h('p', { class: 'tcj-help' }, 'Everything the service account can see is tracked unless excluded. With include rules, only matching builds are tracked. Exclude wins over include. Branch patterns use * as a wildcard. Excluding something stops new data only: what Jira already shows stays.'),
     h('h4', {}, 'Include'),
     include.list,
     include.add,
