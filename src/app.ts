@@ -38,7 +38,7 @@ export async function openRuntime(config: Config, log: Logger, opts: { attachIfR
   const urls = await resolveDatabase(config, log, opts);
   let db: Database | undefined;
   try {
-    await migrate(urls.ownerUrl, log);
+    await migrate(urls.ownerUrl, log, { allowNewer: true });
     db = new Database(createPool(urls.appUrl));
     const appDb = db;
     const secrets = config.kmsKeyArn

@@ -15,6 +15,8 @@ test('defaults follow design.md §4', () => {
   assert.deepEqual(c.outboundAllowHosts, []);
   assert.equal(c.logLevel, 'info');
   assert.equal(c.syncMaxBuildHours, 48);
+  const two = 'arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab,arn:aws:kms:eu-west-1:123456789012:key/0000abcd-12ab-34cd-56ef-1234567890ab';
+  assert.equal(loadConfig({ KMS_KEY_ARN: two }).kmsKeyArn, two);
   assert.equal(loadConfig({ PORT: '8080' }).baseUrl, 'http://localhost:8080');
   assert.deepEqual(loadConfig({ OUTBOUND_ALLOW_HOSTS: ' TC.local:8111, 127.0.0.1 ,' }).outboundAllowHosts, ['tc.local:8111', '127.0.0.1']);
   assert.equal(loadConfig({ BASE_URL: 'https://app.example.com/' }).baseUrl, 'https://app.example.com');
@@ -29,7 +31,8 @@ test('each bad value gives one line naming the variable', () => {
     [{ DATABASE_URL: 'mysql://x/y' }, 'invalid DATABASE_URL: expected a postgres:// or postgresql:// URL'],
     [{ LOG_LEVEL: 'loud' }, 'invalid LOG_LEVEL: expected one of fatal, error, warn, info, debug, trace, silent'],
     [{ APP_KEY: 'has spaces' }, 'invalid APP_KEY: expected 1-64 characters of letters, digits, ".", "_" or "-"'],
-    [{ KMS_KEY_ARN: 'key-123' }, 'invalid KMS_KEY_ARN: expected an AWS KMS key or alias ARN'],
+    [{ KMS_KEY_ARN: 'key-123' }, 'invalid KMS_KEY_ARN: expected one or more AWS KMS key ARNs (arn:aws:kms:<region>:<account>:key/<id>), comma-separated; aliases are not accepted'],
+    [{ KMS_KEY_ARN: 'arn:aws:kms:eu-west-1:123456789012:alias/tcj' }, 'invalid KMS_KEY_ARN: expected one or more AWS KMS key ARNs (arn:aws:kms:<region>:<account>:key/<id>), comma-separated; aliases are not accepted'],
     [{ OUTBOUND_ALLOW_HOSTS: 'a b,c' }, 'invalid OUTBOUND_ALLOW_HOSTS: expected a comma-separated list of host[:port]'],
     [{ SYNC_MAX_BUILD_HOURS: '0' }, 'invalid SYNC_MAX_BUILD_HOURS: expected a number of hours 1-720'],
     [{ SYNC_MAX_BUILD_HOURS: 'lots' }, 'invalid SYNC_MAX_BUILD_HOURS: expected a number of hours 1-720'],

@@ -52,7 +52,8 @@ const envSchema = z.object({
   KEYRING_FILE: z.string().min(1, 'expected a file path').optional(),
   KMS_KEY_ARN: z
     .string()
-    .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)\/.+$/, 'expected an AWS KMS key or alias ARN')
+    // Key ARNs only: the Encryption SDK decrypts with key ARNs, not aliases. A comma list keeps older keys.
+    .regex(/^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+(,arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]+)*$/, 'expected one or more AWS KMS key ARNs (arn:aws:kms:<region>:<account>:key/<id>), comma-separated; aliases are not accepted')
     .optional(),
   OUTBOUND_ALLOW_HOSTS: hostList.default([]),
   ATLASSIAN_ALL_JS_URL: httpUrl.default('https://connect-cdn.atl-paas.net/all.js'),

@@ -98,8 +98,12 @@ async function ensureRoles(client: pg.Client, log: Logger): Promise<void> {
   }
 }
 
-/** Applies pending migrations; returns the versions applied by this call. */
-export async function migrate(ownerUrl: string, log: Logger): Promise<number[]> {
+/**
+ * Applies pending migrations; returns the versions applied by this call. A database that already has
+ * migrations newer than this version is refused unless `allowNewer` (processes starting during a
+ * rolling deploy, after the new version migrated: migrations are expand-only, so older code still runs).
+ */
+export async function migrate(ownerUrl: string, log: Logger, opts: { allowNewer?: boolean } = {}): Promise<number[]> {
   const migrations = await loadMigrations();
   const client = new pg.Client({ connectionString: ownerUrl });
   await client.connect();
@@ -138,7 +142,8 @@ export async function migrate(ownerUrl: string, log: Logger): Promise<number[]> 
       done.push(m.version);
     }
     const unknown = [...applied.keys()].filter((v) => v > migrations.length);
-    if (unknown.length) throw new MigrationError(`the database has migrations this version does not know (${unknown.join(', ')}); deploy a newer version`);
+    if (unknown.length && !opts.allowNewer) throw new MigrationError(`the database has migrations this version does not know (${unknown.join(', ')}); deploy a newer version`);
+    if (unknown.length) log.warn({ newer: unknown }, 'the database is ahead of this version (a rolling deploy in progress?)');
     // Runtime access outside tenant tables: connect, and read which migrations are applied (readyz).
     const dbName = client.escapeIdentifier((await client.query<{ d: string }>('SELECT current_database() AS d')).rows[0]!.d);
     await client.query(`GRANT CONNECT ON DATABASE ${dbName} TO ${ROLE_APP}`);
@@ -150,9 +155,12 @@ export async function migrate(ownerUrl: string, log: Logger): Promise<number[]> 
   }
 }
 
-/** True when every migration this version ships is applied (used by /readyz). */
+/**
+ * True when every migration this version ships is applied (used by /readyz). A database ahead of
+ * this version is fine: during a rolling deploy old processes keep serving on the expanded schema.
+ */
 export async function migrationsCurrent(query: (sql: string) => Promise<{ rows: { v: number | null }[] }>): Promise<boolean> {
   const migrations = await loadMigrations();
-  const { rows } = await query('SELECT max(version) AS v FROM schema_migrations');
+  const { rows } = await query('SELECT count(*)::int AS v FROM schema_migrations WHERE version <= ' + migrations.length);
   return rows[0]?.v === migrations.length;
 }

@@ -3,9 +3,16 @@
 import type { Tx } from '../db/database.ts';
 import type { BuildData, DeploymentData } from '../jira/models.ts';
 
-/** The next updateSequenceNumber: a database sequence, strictly increasing across processes. */
+/**
+ * The next updateSequenceNumber: never below the current time in microseconds, and strictly above
+ * the previous one (a database sequence). Time keeps it increasing after a database restore rewinds
+ * the sequence (Jira would ignore numbers it has seen); the sequence keeps it increasing if the clock
+ * steps back. Two processes may draw equal numbers only for different builds, which is harmless.
+ */
 export async function nextUpdateSequence(tx: Tx): Promise<number> {
-  const { rows } = await tx.query<{ n: string }>(`SELECT nextval('update_sequence')::text AS n`);
+  const { rows } = await tx.query<{ n: string }>(
+    `SELECT setval('update_sequence', greatest(nextval('update_sequence'), (extract(epoch from clock_timestamp()) * 1000000)::bigint))::text AS n`,
+  );
   return Number(rows[0]!.n);
 }
 

@@ -57,8 +57,15 @@ test('an applied migration that was edited is refused', async () => {
     await c.query(`UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1`);
     await assert.rejects(migrate(t.ownerUrl, quietLog), /was changed after it was applied/);
     assert.equal(await migrationsCurrent((sql) => t.db.pool.query(sql)), true);
+    await c.query(`UPDATE schema_migrations SET checksum = (SELECT checksum FROM schema_migrations WHERE version = 2) WHERE version = 1`);
+    // A database ahead of this version (a rolling deploy): ready, start-up tolerates it, `migrate` refuses.
+    await c.query(`UPDATE schema_migrations SET checksum = $1 WHERE version = 1`, [(await loadMigrations())[0]!.checksum]);
     await c.query(`INSERT INTO schema_migrations (version, name, checksum) VALUES (999, 'future', 'x')`);
-    assert.equal(await migrationsCurrent((sql) => t.db.pool.query(sql)), false);
+    assert.equal(await migrationsCurrent((sql) => t.db.pool.query(sql)), true);
+    await assert.rejects(migrate(t.ownerUrl, quietLog), /does not know \(999\)/);
+    assert.deepEqual(await migrate(t.ownerUrl, quietLog, { allowNewer: true }), []);
+    await c.query(`DELETE FROM schema_migrations WHERE version = 2`);
+    assert.equal(await migrationsCurrent((sql) => t.db.pool.query(sql)), false, 'a missing migration is not ready');
   } finally {
     await c.end();
   }

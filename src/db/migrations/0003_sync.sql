@@ -5,7 +5,8 @@
 -- Strictly increasing across processes and restarts: Jira ignores an update whose
 -- updateSequenceNumber is not greater than the one it holds (design.md §3).
 CREATE SEQUENCE update_sequence AS bigint;
-GRANT USAGE ON SEQUENCE update_sequence TO tcj_tenant;
+-- UPDATE: nextUpdateSequence() also moves it forward to the current time (setval).
+GRANT USAGE, UPDATE ON SEQUENCE update_sequence TO tcj_tenant;
 
 ALTER TABLE teamcity_servers
   ADD COLUMN server_internal_id text,
