@@ -13,6 +13,7 @@ import { Site, derive, type Descriptor, type Installation, type SiteSeed, type U
 import { deleteByProperties, submitBuilds, submitDeployments, type ApiResult } from './entities.ts';
 import { getIssue, getProject, permissionsCheck } from './platform.ts';
 import { renderSitePage } from './page.ts';
+import { contextTokenResponse, openPage, serveAllJs, type ShimHost, type ShimResponse } from './ap-shim.ts';
 
 const generateKeyPairAsync = promisify(generateKeyPair);
 
@@ -327,6 +328,20 @@ export async function startJiraSimulator(options: JiraSimulatorOptions = {}): Pr
     res.end(JSON.stringify(body));
   }
 
+  function sendShim(res: ServerResponse, r: ShimResponse): void {
+    res.writeHead(r.status, r.headers);
+    res.end(r.body);
+  }
+
+  const shimHost: ShimHost = {
+    siteByClientKey: (clientKey) => [...entries.values()].find((x) => x.site.clientKey === clientKey)?.site.name,
+    site: (n) => entry(n).site,
+    siteUrl: (n) => entry(n).baseUrl,
+    contextToken: (n, user, o) => sim.contextToken(n, user, o),
+    iframeUrl: (n, user, appPath, o) => sim.iframeUrl(n, user, appPath, o),
+    now,
+  };
+
   /** Verifies `Authorization: JWT` (or `?jwt=`) of an app call (reference §2.3, §2.4). */
   function verifyAppCall(
     e: SiteEntry, method: string, relPath: string, rawQuery: string, authHeader: string | undefined, query: Map<string, string[]>,
@@ -397,6 +412,12 @@ export async function startJiraSimulator(options: JiraSimulatorOptions = {}): Pr
     const { path, query: rawQuery } = splitRawUrl(rawUrl);
     const query = parseRawQuery(rawQuery);
 
+    // Offline all.js shim and its context-token endpoint (ap-shim.ts), on every server of the simulator.
+    if (method === 'GET' && (path === '/all.js' || path === '/_sim/context-token')) {
+      record({ kind: 'ui', ...(fixedSite ? { site: fixedSite } : {}), method, path, rawUrl, query: queryRecord(query), status: 200 });
+      return sendShim(res, path === '/all.js' ? serveAllJs() : contextTokenResponse(shimHost, query));
+    }
+
     let siteName = fixedSite;
     let relPath = path;
     if (!fixedSite) {
@@ -428,7 +449,17 @@ export async function startJiraSimulator(options: JiraSimulatorOptions = {}): Pr
     if (method === 'GET' && (relPath === '/browse' || relPath === '/' || relPath.startsWith('/browse/'))) {
       const issueKey = relPath.startsWith('/browse/') ? decodeURIComponent(relPath.slice('/browse/'.length)) : undefined;
       record({ kind: 'ui', site: name, method, path: relPath, rawUrl, query: queryRecord(query), status: 200 });
-      return send(res, 200, renderSitePage(e.site, e.baseUrl, issueKey));
+      const page = renderSitePage(e.site, e.baseUrl, issueKey);
+      // `?refresh=N` reloads the page every N seconds (the demo watches builds arrive).
+      const refresh = Number(query.get('refresh')?.[0]);
+      const live = Number.isInteger(refresh) && refresh > 0 && refresh <= 3600 ? page.replace('<head>', `<head><meta http-equiv="refresh" content="${refresh}">`) : page;
+      return send(res, 200, live);
+    }
+    // A Jira-like page framing an app page for a user, with a fresh iframe URL (ap-shim.ts).
+    if (method === 'GET' && relPath === '/_sim/open') {
+      const r = openPage(shimHost, name, query);
+      record({ kind: 'ui', site: name, method, path: relPath, rawUrl, query: queryRecord(query), status: r.status });
+      return sendShim(res, r);
     }
 
     const bodyRead = await readBody(req, maxRequestBytes);
