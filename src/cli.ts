@@ -13,6 +13,7 @@ import { KEYRING_RECHECK_MS, SecretDecryptError } from './crypto/secrets.ts';
 import { purgeExpiredTenants } from './tenants/retention.ts';
 import { createLogger, type Logger } from './log.ts';
 import { openRuntime, startProcess, type AppProcess } from './app.ts';
+import { captureError, flushSentry, initSentry } from './observability/sentry.ts';
 
 const USAGE = `usage: tcj <command>
 
@@ -32,12 +33,14 @@ const EXPECTED_ERRORS = [ConfigError, DataDirInUseError, MigrationError, Keyring
 async function runServer(config: Config, log: Logger, roles: { web: boolean; worker: boolean }): Promise<void> {
   // Handlers first: a signal during start-up stops the process cleanly once start-up is done.
   const state: { app?: AppProcess; early?: NodeJS.Signals; signals: number } = { signals: 0 };
+  // Queued error reports are sent (bounded wait) before the process exits.
+  const exit = (code: number) => flushSentry().finally(() => process.exit(code));
   const stop = (running: AppProcess, sig: NodeJS.Signals) =>
     running.shutdown(sig).then(
-      () => process.exit(0),
+      () => exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
-        process.exit(1);
+        return exit(1);
       },
     );
   const onSignal = (sig: NodeJS.Signals) => {
@@ -110,6 +113,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     config = loadConfig();
     log = createLogger({ level: config.logLevel, base: { service: 'teamcity-jira', role: command } });
+    await initSentry(config, log, { role: command }); // only when SENTRY_DSN is set
     switch (command) {
       case 'start':
         return await runServer(config, log, { web: true, worker: true });
@@ -131,6 +135,8 @@ export async function main(argv: string[]): Promise<void> {
       process.stderr.write(`error: ${(err as Error).message}\n`);
     } else {
       log?.fatal({ err }, 'fatal error');
+      captureError(err, { command, level: 'fatal' }); // once: the line above may have reported it already
+      await flushSentry();
       process.stderr.write(`error: ${(err as Error)?.message ?? String(err)}\n`);
     }
     process.exit(1);

@@ -94,6 +94,29 @@ const SERIALIZERS: Record<string, Serializer> = {
   },
 };
 
+// Error reporting (src/observability/sentry.ts) hooks in here, so that every error-or-worse line that
+// carries an Error — a failed request, a failed sync task, a fatal error — is reported once, with the
+// logger's ids (tenantId, serverId, reqId, role) as context. Unset: nothing happens.
+export type ErrorReporter = (err: Error, context: Record<string, unknown>) => void;
+let errorReporter: ErrorReporter | undefined;
+
+export function setErrorReporter(reporter: ErrorReporter | undefined): void {
+  errorReporter = reporter;
+}
+
+function reportLoggedError(logger: Logger, args: unknown[], level: number): void {
+  const [first, second] = args;
+  const fields = first !== null && typeof first === 'object' && !(first instanceof Error) ? (first as Record<string, unknown>) : undefined;
+  const err = first instanceof Error ? first : fields?.err instanceof Error ? fields.err : undefined;
+  if (!err || !errorReporter) return;
+  try {
+    const { err: _err, ...rest } = fields ?? {};
+    errorReporter(err, { ...logger.bindings(), ...rest, ...(typeof second === 'string' ? { msg: second } : {}), level: level >= 60 ? 'fatal' : 'error' });
+  } catch {
+    // Reporting must never break logging.
+  }
+}
+
 export interface LogOptions {
   level?: LoggerOptions['level'];
   destination?: DestinationStream;
@@ -118,7 +141,8 @@ export function createLogger(opts: LogOptions = {}): Logger {
     },
     hooks: {
       // Messages and interpolation arguments pass through the same guard as objects.
-      logMethod(args, method) {
+      logMethod(args, method, level) {
+        if (errorReporter && level >= 50) reportLoggedError(this, args, level);
         const cleaned = args.map((a) => (typeof a === 'string' ? scrubString(a) : a)) as Parameters<typeof method>;
         method.apply(this, cleaned);
       },
