@@ -86,7 +86,7 @@ export function createWorker(runtime: Runtime): SyncWorker {
 }
 
 export interface AppProcess {
-  server: FastifyInstance | undefined;
+  server: FastifyInstance;
   worker: SyncWorker | undefined;
   runtime: Runtime;
   shutdown(reason: string): Promise<void>;
@@ -95,11 +95,12 @@ export interface AppProcess {
 /** `start` runs both roles in one process; `web` and `worker` one each (design.md §1). */
 export async function startProcess(config: Config, log: Logger, roles: { web: boolean; worker: boolean }): Promise<AppProcess> {
   const runtime = await openRuntime(config, log);
-  let server: FastifyInstance | undefined;
+  const server = buildServer({ db: runtime.db, log });
   let worker: SyncWorker | undefined;
   try {
+    // Every process serves /healthz, /readyz and /metrics (a worker's metrics are where the TeamCity
+    // and Jira calls happen); only the web role adds the Jira-facing routes.
     if (roles.web) {
-      server = buildServer({ db: runtime.db, log });
       registerLifecycle(server, {
         appKey: config.appKey,
         baseUrl: config.baseUrl,
@@ -109,14 +110,14 @@ export async function startProcess(config: Config, log: Logger, roles: { web: bo
       });
       registerAdminApi(server, { db: runtime.db, secrets: runtime.secrets, tenants: runtime.tenants, dispatcher: runtime.dispatcher, log, appKey: config.appKey, baseUrl: config.baseUrl });
       registerPages(server, { tenants: runtime.tenants, baseUrl: config.baseUrl, allJsUrl: config.allJsUrl });
-      await server.listen({ port: config.port, host: '0.0.0.0' });
     }
+    await server.listen({ port: config.port, host: '0.0.0.0' });
     if (roles.worker) {
       worker = createWorker(runtime);
       worker.start();
     }
   } catch (err) {
-    await server?.close();
+    await server.close();
     await runtime.close();
     throw err;
   }
@@ -124,7 +125,7 @@ export async function startProcess(config: Config, log: Logger, roles: { web: bo
   const shutdown = (reason: string) => {
     closing ??= (async () => {
       log.info({ reason }, 'shutting down');
-      await server?.close(); // stops accepting; waits for in-flight requests
+      await server.close(); // stops accepting; waits for in-flight requests
       await worker?.stop(); // stops claiming; waits for the work in hand
       await runtime.close();
       log.info('shutdown complete');

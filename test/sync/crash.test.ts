@@ -10,6 +10,7 @@ import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/te
 import { createServer, requestBackfill } from '../../src/sync/servers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
+import { freePort } from '../helpers/net.ts';
 
 let t: TestDatabase;
 let world: JiraWorld;
@@ -18,10 +19,12 @@ let tenantId: string;
 const serverId = randomUUID();
 const DAY = 24 * 3600_000;
 
-function startWorker(): { child: ChildProcess; exited: Promise<number | null>; output: () => string } {
+async function startWorker(): Promise<{ child: ChildProcess; port: number; exited: Promise<number | null>; output: () => string }> {
+  const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'worker'], {
     env: {
       ...process.env,
+      PORT: String(port), // workers serve /healthz, /readyz and /metrics
       DATABASE_URL: t.ownerUrl,
       DATABASE_APP_URL: t.appUrl,
       KEYRING_FILE: world.keyringFile,
@@ -33,7 +36,7 @@ function startWorker(): { child: ChildProcess; exited: Promise<number | null>; o
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
   child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-  return { child, exited: new Promise((r) => child.on('exit', (code) => r(code))), output: () => out };
+  return { child, port, exited: new Promise((r) => child.on('exit', (code) => r(code))), output: () => out };
 }
 
 /** What the restarted worker finds after a crash, once the dead worker's leases have run out. */
@@ -92,7 +95,7 @@ test('SIGKILL at random points during a 5,000-build backfill loses nothing and l
   let before = (await progress()).recorded;
   for (let i = 0; i < 8; i++) {
     if (kills.at(-1)?.done) break;
-    const w = startWorker();
+    const w = await startWorker();
     // Kill at a random moment once this run has made progress (start-up time varies by machine).
     const deadline = Date.now() + 20_000;
     while ((await progress()).recorded <= before && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -107,13 +110,18 @@ test('SIGKILL at random points during a 5,000-build backfill loses nothing and l
     await expireLeases();
   }
   // A last run to the end.
-  const w = startWorker();
+  const w = await startWorker();
   const until = Date.now() + 150_000;
   let p = await progress();
   while (!(p.done && p.pending === 0) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 500));
     p = await progress();
   }
+  // A worker serves its own metrics: the TeamCity and Jira calls are counted where they happen.
+  const metrics = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
+  assert.match(metrics, /tcj_teamcity_request_duration_seconds_count\{[^}]*endpoint="\/app\/rest\/builds"/);
+  assert.equal((await fetch(`http://127.0.0.1:${w.port}/readyz`)).status, 200);
+  assert.equal((await fetch(`http://127.0.0.1:${w.port}/atlassian-connect.json`)).status, 404, 'no Jira-facing routes on a worker');
   w.child.kill('SIGTERM');
   assert.equal(await w.exited, 0, w.output());
   assert.ok(p.done && p.pending === 0, `backfill did not finish: ${JSON.stringify(p)}; kills ${JSON.stringify(kills)}\n${w.output()}`);
