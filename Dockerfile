@@ -38,9 +38,8 @@ RUN mkdir -p /data && chown node:node /data && chmod 0700 /data
 # `node` (uid 1000) comes with the base image. Embedded PostgreSQL runs as this user too.
 USER node
 EXPOSE 3000
-# Liveness of the process (GET /healthz); readiness — database reachable, migrations current — is
-# GET /readyz, for the load balancer. A `worker` container serves no HTTP: it counts as healthy while
-# it runs (a stuck worker's leases expire and other workers take its work over).
+# Liveness of the process (GET /healthz, served by web and worker processes alike); readiness —
+# database reachable, migrations current — is GET /readyz, for the load balancer.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
-  CMD ["node", "-e", "const argv = require('fs').readFileSync('/proc/1/cmdline', 'utf8').split('\\0'); if (argv.includes('worker')) process.exit(0); fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1));"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 3000) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1));"]
 CMD ["node", "dist/cli.js", "start"]
