@@ -67,6 +67,9 @@ export async function verifyJiraRequest(
   if (unverified.alg !== 'HS256') throw new AuthError(`algorithm ${unverified.alg ?? 'none'} not allowed`);
   const iss = unverified.claims.iss;
   if (typeof iss !== 'string' || !iss) throw new AuthError('token has no iss');
+  // Checked before it reaches the database: PostgreSQL refuses NUL in text (an unauthenticated 500).
+  // eslint-disable-next-line no-control-regex
+  if (iss.length > 255 || /[\u0000-\u001f\u007f\ud800-\udfff]/.test(iss)) throw new AuthError('unknown issuer');
   const tenant = await deps.tenants.authByClientKey(iss);
   if (!tenant) throw new AuthError('unknown issuer');
   if (tenant.state !== 'installed') throw new AuthError('the app is not installed on this site');

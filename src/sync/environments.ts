@@ -76,7 +76,10 @@ export function truncateText(text: string, max: number): string {
 
 /** Collapses whitespace and control characters to single spaces and trims. */
 export function cleanText(text: string): string {
-  return text.replace(/[\s\p{Cc}]+/gu, ' ').trim();
+  // TeamCity's JSON is not trusted to match its types (a number where a string belongs): coerce, never throw.
+  const v: unknown = text;
+  const s = typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
+  return s.replace(/[\s\p{Cc}]+/gu, ' ').trim();
 }
 
 /**

@@ -88,6 +88,21 @@ type AttemptResult =
   | { kind: 'notFound'; error: TeamCityNotFoundError }
   | { kind: 'retry'; reason: string; status?: number; retryAfterMs?: number; cause?: unknown };
 
+// NUL and unpaired UTF-16 surrogates (which JSON can carry as `\u0000` / `\ud800` escapes) cannot be
+// stored by PostgreSQL (text refuses NUL, jsonb refuses both): one such character in a branch name or a
+// build number from a broken or hostile server would fail every poll of that server, forever. They are
+// removed (NUL) or replaced by U+FFFD (lone surrogates) here, at the boundary, before anything uses them.
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE_ESCAPE = /\\u0000|\\u[dD][89abAB][0-9a-fA-F]{2}|\u0000/;
+// eslint-disable-next-line no-control-regex
+const UNSTORABLE = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+/** JSON.parse for TeamCity responses: strings cleaned of what PostgreSQL cannot store (fast path when absent). */
+export function parseTeamCityJson(text: string): unknown {
+  if (!UNSTORABLE_ESCAPE.test(text)) return JSON.parse(text) as unknown;
+  return JSON.parse(text, (_key, value: unknown) => (typeof value === 'string' ? value.replace(UNSTORABLE, (c) => (c === '\u0000' ? '' : '\ufffd')) : value)) as unknown;
+}
+
 function isAbsolute(href: string): boolean {
   return /^(?:[a-z][a-z0-9+.-]*:)?\/\//i.test(href);
 }
@@ -419,7 +434,7 @@ export class TeamCityClient {
         throw new TeamCityProtocolError(`TeamCity answered with ${contentType.split(';')[0] || 'no content type'} instead of JSON`, { ...ctx, status });
       }
       try {
-        return { kind: 'ok', value: JSON.parse(text) as unknown };
+        return { kind: 'ok', value: parseTeamCityJson(text) };
       } catch (e) {
         throw new TeamCityProtocolError(`TeamCity answered with malformed JSON (${Buffer.byteLength(text)} bytes)`, { ...ctx, status, cause: e });
       }

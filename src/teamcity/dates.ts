@@ -46,7 +46,8 @@ export function parseTcDate(s: string): Date {
 
 /** Like parseTcDate, but undefined for a missing or unparsable value (for optional fields such as finishDate). */
 export function tryParseTcDate(s: string | undefined | null): Date | undefined {
-  if (s === undefined || s === null) return undefined;
+  // Not a string at all (a broken or hostile server sending a number or an object): no date, not a crash.
+  if (typeof s !== 'string') return undefined;
   const p = parse(s);
   return p ? new Date(p.utcMs) : undefined;
 }

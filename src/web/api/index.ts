@@ -306,7 +306,8 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
         }
       };
       const validRules = (body: unknown): ServerRules => {
-        const parsed = serverRulesSchema.safeParse(body ?? {});
+        // No body means "the defaults"; a JSON null is a bad body (it must not silently clear the rules).
+        const parsed = serverRulesSchema.safeParse(body === undefined ? {} : body);
         if (!parsed.success) throw validationError('body', parsed.error);
         const problems = validateEnvironmentRules(parsed.data.environments);
         if (problems.length) {

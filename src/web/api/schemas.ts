@@ -1,6 +1,7 @@
 // Input shapes of the admin API (zod). Objects are strict: an unknown field is a 400, so a typo never
 // silently does nothing. Secrets are accepted here and go straight to encryption; they are never echoed.
 import { z } from 'zod';
+import { isSafeText, UNSAFE_TEXT_MESSAGE } from '../../sync/rules.ts';
 
 /** Backfills reach back to 2010 at the earliest. */
 export const EARLIEST_BACKFILL = new Date('2010-01-01T00:00:00Z');
@@ -35,7 +36,7 @@ export const authSchema = z.discriminatedUnion('type', [
   }),
 ]);
 
-const name = z.string().trim().min(1, 'is required').max(200);
+const name = z.string().trim().min(1, 'is required').max(200).refine(isSafeText, UNSAFE_TEXT_MESSAGE);
 
 export const createServerSchema = z.strictObject({
   name,
