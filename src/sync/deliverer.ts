@@ -177,10 +177,15 @@ export async function deliverTenant(deps: DelivererDeps, tenantId: string, worke
       }
       const rows = await deps.db.withTenant(tenantId, async (tx) =>
         // Nothing more goes to Jira for a server being removed (its data there is being deleted).
+        // Only the oldest row's connection and kind are read: a look-ahead over the whole outbox cuts
+        // that group short when other connections' rows are interleaved, i.e. partly filled batches.
         (await tx.query<OutboxRow>(
           `SELECT o.id::text, o.server_id, o.kind, o.entity_key, o.build_id::text, o.usn::text, o.payload
              FROM outbox o JOIN teamcity_servers s ON s.id = o.server_id
-            WHERE s.deleting_at IS NULL ORDER BY o.id LIMIT 1000`,
+            WHERE s.deleting_at IS NULL
+              AND (o.server_id, o.kind) = (SELECT o1.server_id, o1.kind FROM outbox o1 JOIN teamcity_servers s1 ON s1.id = o1.server_id
+                                            WHERE s1.deleting_at IS NULL ORDER BY o1.id LIMIT 1)
+            ORDER BY o.id LIMIT 1000`,
         )).rows,
       );
       const batch = nextBatch(rows);

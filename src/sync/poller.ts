@@ -325,6 +325,9 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   }
 }
 
+/** Builds one backfill window aims at (pages of 100): larger windows, fewer partly filled pages. */
+const BACKFILL_WINDOW_BUILDS = 2000;
+
 /**
  * History, oldest first, in start-time windows: builds that started after the window's start and
  * were queued before its end (TeamCity allows one startDate condition — the scan cut-off — so the
@@ -373,13 +376,16 @@ async function backfillSlice(
         `backfill_cursor = $3, backfill_done = backfill_done + $4,
          backfill_started_at = coalesce(backfill_started_at, now()),
          backfill_finished_at = CASE WHEN $5::boolean THEN now() ELSE NULL END,
-         next_poll_at = CASE WHEN $5::boolean THEN next_poll_at ELSE now() END`,
-        [to, builds.length, done],
+         next_poll_at = CASE WHEN $5::boolean THEN now() + make_interval(secs => $6) ELSE now() END`,
+        // Finished: the regular cadence (earlier windows set "due now" so an interrupted slice resumes at once).
+        [to, builds.length, done, settings.activeIntervalMs / 1000],
       );
     });
     total += builds.length;
-    // Dense history: smaller windows; sparse: larger (bounded), so each window is a few pages.
-    windowMs = builds.length > 2000 ? Math.max(3600_000, windowMs / 2) : builds.length < 200 ? Math.min(7 * 24 * 3600_000, windowMs * 2) : windowMs;
+    // Aim each window at ~BACKFILL_WINDOW_BUILDS builds from the density just seen: a window costs
+    // ceil(n/page) requests, so few large windows keep TeamCity requests near the floor. Growth is
+    // bounded per step (density varies) and a window never shrinks below an hour.
+    windowMs = Math.max(3600_000, Math.min(windowMs * 16, (windowMs * BACKFILL_WINDOW_BUILDS) / Math.max(1, builds.length)));
     if (done) return total;
   }
   return total;

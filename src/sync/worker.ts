@@ -34,6 +34,8 @@ export class SyncWorker {
   private lastMaintenance = 0;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private woken = false;
   private stopped = false;
   private readonly opts: Required<Omit<WorkerOptions, 'workerId'>>;
 
@@ -60,8 +62,22 @@ export class SyncWorker {
       if (this.stopped) return;
       this.ticking = this.tick().finally(() => {
         this.ticking = undefined;
-        if (!this.stopped) this.timer = setTimeout(loop, this.opts.tickMs);
+        const again = this.woken;
+        this.woken = false;
+        if (!this.stopped) this.timer = setTimeout(loop, again ? 0 : this.opts.tickMs);
       });
+    };
+    // A finished poll frees a slot: claim again now rather than at the next tick, or a worker could
+    // never run more than maxConcurrentPolls polls per tickMs (8/s), however short they are. (Every
+    // poll moves its server's next_poll_at forward, so this cannot spin on one server.)
+    this.wake = () => {
+      if (this.stopped) return;
+      if (this.ticking) {
+        this.woken = true;
+        return;
+      }
+      clearTimeout(this.timer);
+      loop();
     };
     loop();
   }
@@ -123,6 +139,7 @@ export class SyncWorker {
       .catch((err: unknown) => this.log.error({ err, ...ids }, 'sync task failed'))
       .finally(() => {
         if (into.get(key) === p) into.delete(key);
+        if (into === this.polls) this.wake?.();
       });
     into.set(key, p);
   }
