@@ -39,7 +39,8 @@ export async function openRuntime(config: Config, log: Logger, opts: { attachIfR
   let db: Database | undefined;
   try {
     await migrate(urls.ownerUrl, log, { allowNewer: true });
-    db = new Database(createPool(urls.appUrl));
+    // Transactions are short (network calls happen outside them), so a few more than the concurrency.
+    db = new Database(createPool(urls.appUrl, { max: config.workerConcurrency + 4 }));
     const appDb = db;
     const secrets = config.kmsKeyArn
       ? Secrets.kms(config.kmsKeyArn.split(',').map((s) => s.trim()))
@@ -82,6 +83,7 @@ export function createWorker(runtime: Runtime): SyncWorker {
       },
     },
     log,
+    { maxConcurrentPolls: config.workerConcurrency, maxConcurrentDeliveries: config.workerConcurrency },
   );
 }
 

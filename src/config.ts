@@ -62,6 +62,12 @@ const envSchema = z.object({
     .min(1, 'expected a number of hours 1-720')
     .max(720, 'expected a number of hours 1-720')
     .default(48),
+  WORKER_CONCURRENCY: z.coerce
+    .number({ error: 'expected an integer 1-256' })
+    .int('expected an integer 1-256')
+    .min(1, 'expected an integer 1-256')
+    .max(256, 'expected an integer 1-256')
+    .default(16),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SENTRY_DSN: httpUrl.optional(),
 });
@@ -81,6 +87,8 @@ export interface Config {
   outboundAllowHosts: string[];
   /** Atlassian's iframe bridge the pages load (an offline shim in the demo). */
   allJsUrl: string;
+  /** Polls (and, separately, deliveries) one worker process runs at once. */
+  workerConcurrency: number;
   /** The longest build expected: the start-time window of each poll (reference §5.4). */
   syncMaxBuildHours: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
@@ -112,6 +120,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     kmsKeyArn: e.KMS_KEY_ARN,
     outboundAllowHosts: e.OUTBOUND_ALLOW_HOSTS,
     syncMaxBuildHours: e.SYNC_MAX_BUILD_HOURS,
+    workerConcurrency: e.WORKER_CONCURRENCY,
     allJsUrl: e.ATLASSIAN_ALL_JS_URL,
     logLevel: e.LOG_LEVEL,
     sentryDsn: e.SENTRY_DSN,

@@ -216,9 +216,11 @@ const POLL_LEASE_SECONDS = 300;
  * Advances sync_state only if this worker still holds the lease (otherwise the whole transaction
  * rolls back), and extends the lease, so that a long backfill keeps its server.
  */
-async function fencedUpdate(tx: Tx, serverId: string, workerId: string, set: string, params: unknown[]): Promise<void> {
+async function fencedUpdate(tx: Tx, serverId: string, workerId: string, set: string, params: unknown[], opts: { release?: boolean } = {}): Promise<void> {
+  // Releasing here, with the work it concludes, saves the separate release write of an idle poll.
+  const lease = opts.release ? 'lease_owner = NULL, lease_until = NULL' : `lease_until = now() + make_interval(secs => ${POLL_LEASE_SECONDS})`;
   const { rowCount } = await tx.query(
-    `UPDATE sync_state SET ${set}, lease_until = now() + make_interval(secs => ${POLL_LEASE_SECONDS})
+    `UPDATE sync_state SET ${set}, ${lease}
       WHERE server_id = $1 AND lease_owner = $2 AND lease_until > now()`,
     [serverId, workerId, ...params],
   );
@@ -240,6 +242,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   const { server, auth, state, rules } = loaded;
 
   const client = new TeamCityClient({ baseUrl: server.url, auth, dispatcher: deps.dispatcher, log, ...deps.teamcity });
+  let leaseReleased = false;
   const record = async (tx: Tx, builds: TcBuild[]) => {
     for (const b of builds) {
       const r = await recordBuild(tx, tenantId, server, rules, b);
@@ -279,6 +282,8 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     report.vanished = vanished.length;
 
     const active = [...running, ...queued];
+    // A poll with no backfill to do gives its lease back in its one write to sync_state.
+    const backfillPending = state.backfill_since !== null && state.backfill_finished_at === null;
     await completeChanges(client, [...finished, ...vanished, ...active], settings.inlineChanges);
     const interval = active.length || finished.length ? settings.activeIntervalMs : settings.idleIntervalMs;
     await deps.db.withTenant(tenantId, async (tx) => {
@@ -293,11 +298,13 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
          last_error = NULL, consecutive_failures = 0, next_poll_at = now() + make_interval(secs => $6),
          backfill_until = CASE WHEN backfill_since IS NOT NULL AND backfill_until IS NULL THEN $3 ELSE backfill_until END`,
         [serverNow, clock.offsetMinutes, active.map((b) => b.id), interval / 1000],
+        { release: !backfillPending },
       );
       await setServerState(tx, serverId, 'ok');
     });
+    leaseReleased = !backfillPending;
 
-    report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, workerId, record);
+    if (backfillPending) report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, workerId, record);
     log.debug(report, 'poll finished');
     return report;
   } catch (err) {
@@ -319,9 +326,13 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     log.warn({ err, failures, retryInMs: authFailed ? null : delay }, authFailed ? 'TeamCity refused the credentials; polling stops until they change' : 'poll failed');
     return report;
   } finally {
-    await deps.db
-      .withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE server_id = $1 AND lease_owner = $2', [serverId, workerId]))
-      .catch((err: unknown) => log.warn({ err }, 'could not release the poll lease'));
+    // Not after the lease went back with the cursor update: by now this worker may have claimed the
+    // server again, and the lease is keyed by worker, so this would release the newer poll's lease.
+    if (!leaseReleased) {
+      await deps.db
+        .withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE server_id = $1 AND lease_owner = $2', [serverId, workerId]))
+        .catch((err: unknown) => log.warn({ err }, 'could not release the poll lease'));
+    }
   }
 }
 

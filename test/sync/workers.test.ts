@@ -97,7 +97,8 @@ class ObservedDatabase extends Database {
       fn({
         query: <R extends pg.QueryResultRow>(sql: string, params?: QueryParams) => {
           const [key, worker] = (params ?? []) as [string, string];
-          if (/UPDATE sync_state SET lease_owner = NULL/.test(sql)) released('poll', key, worker);
+          // The lease goes back either with the poll's final cursor update or in a separate release.
+          if (/UPDATE sync_state SET[\s\S]*lease_owner = NULL/.test(sql)) released('poll', key, worker);
           if (/UPDATE delivery_state SET lease_owner = NULL/.test(sql)) released('deliver', key, worker);
           return tx.query<R>(sql, params);
         },
