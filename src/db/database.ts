@@ -43,6 +43,12 @@ export function createPool(connectionString: string, opts: PoolOptions = {}): pg
 async function inTransaction<T>(pool: pg.Pool, setup: (c: pg.PoolClient) => Promise<void>, fn: (tx: Tx) => Promise<T>): Promise<T> {
   const client = await pool.connect();
   let broken: Error | undefined;
+  // A checked-out client has no 'error' listener (the pool's is for idle clients only), and pg emits
+  // 'error' when the server ends the connection (PostgreSQL restarted or failed over) even while a
+  // query is pending: unhandled, that crashes the process. The pending query rejects anyway; the
+  // client is destroyed on release.
+  const onError = (err: Error) => (broken = err);
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     await setup(client);
@@ -54,6 +60,7 @@ async function inTransaction<T>(pool: pg.Pool, setup: (c: pg.PoolClient) => Prom
     await client.query('ROLLBACK').catch((e: Error) => (broken = e));
     throw err;
   } finally {
+    client.removeListener('error', onError);
     client.release(broken);
   }
 }
