@@ -9,6 +9,7 @@
 //     the cursor, and only while this worker still holds the lease;
 //  5. then a slice of the backfill, if one is pending (history, oldest first, resumable).
 import { createHash } from 'node:crypto';
+import pg from 'pg';
 import type { Dispatcher } from 'undici';
 import type { Database, Tx } from '../db/database.ts';
 import type { Secrets } from '../crypto/secrets.ts';
@@ -88,6 +89,8 @@ export interface PollReport {
   vanished: number;
   recorded: number;
   queued: number;
+  /** Builds whose data could not be mapped (logged). */
+  skipped: number;
   backfilled: number;
 }
 
@@ -230,7 +233,7 @@ async function fencedUpdate(tx: Tx, serverId: string, workerId: string, set: str
 export async function pollServer(deps: PollerDeps, tenantId: string, serverId: string, workerId: string): Promise<PollReport> {
   const settings = { ...DEFAULT_SYNC_SETTINGS, ...deps.settings };
   const log = deps.log.child({ tenantId, serverId });
-  const report: PollReport = { finished: 0, active: 0, vanished: 0, recorded: 0, queued: 0, backfilled: 0 };
+  const report: PollReport = { finished: 0, active: 0, vanished: 0, recorded: 0, queued: 0, skipped: 0, backfilled: 0 };
 
   const loaded = await deps.db.withTenant(tenantId, async (tx) => {
     const conn = await getConnection(tx, deps.secrets, serverId);
@@ -245,7 +248,18 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   let leaseReleased = false;
   const record = async (tx: Tx, builds: TcBuild[]) => {
     for (const b of builds) {
-      const r = await recordBuild(tx, tenantId, server, rules, b);
+      let r: Awaited<ReturnType<typeof recordBuild>>;
+      try {
+        r = await recordBuild(tx, tenantId, server, rules, b);
+      } catch (err) {
+        // A build whose data breaks the mapping (a TeamCity quirk we have not met) is skipped and
+        // logged, so that one odd build cannot stop its whole server; database errors still fail
+        // the poll. The mapping runs before any write of that build, so nothing half-done remains.
+        if (err instanceof pg.DatabaseError) throw err;
+        log.warn({ err, buildId: b.id }, 'build skipped: its data could not be mapped');
+        report.skipped++;
+        continue;
+      }
       if (r === 'queued' || r === 'recorded') report.recorded++;
       if (r === 'queued') report.queued++;
     }
@@ -254,7 +268,9 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   try {
     const { server: tcServer, clock } = await client.getServerClock();
     const serverNow = parseTcDate(tcServer.currentTime!);
-    const cursor = state.cursor_time ?? serverNow;
+    // If the server's clock went back (a correction), its "now" is the safer base: builds finishing
+    // after the jump would otherwise fall before the stored cursor and be missed.
+    const cursor = state.cursor_time && state.cursor_time < serverNow ? state.cursor_time : serverNow;
     const fields = buildsPageFields({ inlineChanges: settings.inlineChanges });
 
     const finished = await collect(
