@@ -11,6 +11,7 @@ import { Secrets } from './crypto/secrets.ts';
 import { InstallKeys } from './jira/install-keys.ts';
 import { registerLifecycle } from './jira/lifecycle.ts';
 import type { Logger } from './log.ts';
+import { registerOutboxGauges } from './metrics.ts';
 import { createOutboundDispatcher } from './net/outbound.ts';
 import { deliverTenant } from './sync/deliverer.ts';
 import { pollServer } from './sync/poller.ts';
@@ -48,6 +49,10 @@ export async function openRuntime(config: Config, log: Logger, opts: { attachIfR
           secretsExist: async () => (await appDb.pool.query<{ any: boolean }>('SELECT any_secret_stored() AS any')).rows[0]!.any,
         });
     const dispatcher = createOutboundDispatcher({ allowHosts: config.outboundAllowHosts });
+    registerOutboxGauges(async () => {
+      const { rows } = await appDb.pool.query<{ rows: string; oldest_seconds: number }>('SELECT * FROM outbox_stats()');
+      return { rows: Number(rows[0]?.rows ?? 0), oldestSeconds: rows[0]?.oldest_seconds ?? 0 };
+    });
     return {
       config,
       log,

@@ -9,6 +9,7 @@ import { ConnectJwtCredentials } from '../jira/credentials.ts';
 import { JiraAuthError, JiraClient, JiraRateLimitedError, type JiraClientOptions } from '../jira/client.ts';
 import type { BuildData, DeploymentData, SubmitBuildsResponse, SubmitDeploymentsResponse } from '../jira/models.ts';
 import type { Logger } from '../log.ts';
+import { entitiesDeliveredTotal } from '../metrics.ts';
 import type { TenantRepository } from '../tenants/repository.ts';
 
 export interface DelivererDeps {
@@ -224,8 +225,11 @@ export async function deliverTenant(deps: DelivererDeps, tenantId: string, worke
       await deps.db.withTenant(tenantId, (tx) => settle(tx, tenantId, batch, verdicts, unknownKeys));
       report.batches++;
       report.entities += batch.entities.length;
-      report.accepted += verdicts.filter((v) => v.accepted).length;
-      report.rejected += verdicts.filter((v) => !v.accepted).length;
+      const accepted = verdicts.filter((v) => v.accepted).length;
+      report.accepted += accepted;
+      report.rejected += verdicts.length - accepted;
+      entitiesDeliveredTotal.inc({ kind: batch.kind, verdict: 'accepted' }, accepted);
+      entitiesDeliveredTotal.inc({ kind: batch.kind, verdict: 'rejected' }, verdicts.length - accepted);
     }
     if (report.entities) log.info(report, 'delivered to Jira');
     return report;

@@ -27,6 +27,7 @@ import { collectIssueKeys, DEPLOYMENT_ISSUE_KEY_CAP, issueKeyInputFromBuild } fr
 import { enqueue, nextUpdateSequence } from './outbox.ts';
 import { parseRules, isTracked, type ServerRules } from './rules.ts';
 import { getConnection, setServerState, type ServerRow } from './servers.ts';
+import { buildsQueuedTotal, pollLagSeconds, pollsTotal } from '../metrics.ts';
 import { pipelineIdOf, toJiraBuild, toJiraDeployment, TransformError } from './transform.ts';
 
 export interface SyncSettings {
@@ -81,6 +82,7 @@ interface SyncStateRow {
   backfill_cursor: Date | null;
   backfill_finished_at: Date | null;
   lease_owner: string | null;
+  next_poll_at: Date;
 }
 
 export interface PollReport {
@@ -163,6 +165,7 @@ export async function recordBuild(tx: Tx, tenantId: string, server: ServerRow, r
   let sendError: string | null = null;
   try {
     queued = await queueJiraUpdate(tx, tenantId, server.id, build, { keys, usn, jiraState, pipelineId, environment });
+    if (queued) buildsQueuedTotal.inc({ kind: deployment ? 'deployment' : 'build' });
   } catch (err) {
     // A build TeamCity describes too poorly to send (no URL, no date) is recorded, not sent, and not
     // retried until it changes; the diagnostic shows why.
@@ -243,6 +246,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   });
   if (!loaded || loaded.state.lease_owner !== workerId) return report;
   const { server, auth, state, rules } = loaded;
+  pollLagSeconds.observe(Math.max(0, (Date.now() - loaded.state.next_poll_at.getTime()) / 1000));
 
   const client = new TeamCityClient({ baseUrl: server.url, auth, dispatcher: deps.dispatcher, log, ...deps.teamcity });
   let leaseReleased = false;
@@ -320,6 +324,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     });
     leaseReleased = !backfillPending;
 
+    pollsTotal.inc({ result: 'ok' });
     if (backfillPending) report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, workerId, record);
     log.debug(report, 'poll finished');
     return report;
@@ -330,6 +335,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     }
     const failures = state.consecutive_failures + 1;
     const authFailed = err instanceof TeamCityAuthError;
+    pollsTotal.inc({ result: authFailed ? 'auth_failed' : 'failed' });
     const delay = Math.min(settings.maxFailureBackoffMs, settings.failureBackoffMs * 2 ** Math.min(failures - 1, 16));
     await deps.db.withTenant(tenantId, async (tx) => {
       await tx.query(

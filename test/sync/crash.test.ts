@@ -120,6 +120,10 @@ test('SIGKILL at random points during a 5,000-build backfill loses nothing and l
   // A worker serves its own metrics: the TeamCity and Jira calls are counted where they happen.
   const metrics = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
   assert.match(metrics, /tcj_teamcity_request_duration_seconds_count\{[^}]*endpoint="\/app\/rest\/builds"/);
+  assert.match(metrics, /tcj_polls_total\{result="ok"\} [1-9]/);
+  assert.match(metrics, /tcj_poll_lag_seconds_count [1-9]/);
+  assert.match(metrics, /tcj_outbox_rows 0\n/, 'the outbox drained');
+  assert.match(metrics, /tcj_outbox_oldest_age_seconds 0\n/);
   assert.equal((await fetch(`http://127.0.0.1:${w.port}/readyz`)).status, 200);
   assert.equal((await fetch(`http://127.0.0.1:${w.port}/atlassian-connect.json`)).status, 404, 'no Jira-facing routes on a worker');
   w.child.kill('SIGTERM');

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { BuildData } from '../../src/jira/models.ts';
+import { registry } from '../../src/metrics.ts';
 import { deliverTenant, type DelivererDeps } from '../../src/sync/deliverer.ts';
 import { enqueue, nextUpdateSequence } from '../../src/sync/outbox.ts';
 import { createServer } from '../../src/sync/servers.ts';
@@ -87,8 +88,11 @@ describe('deliverer', () => {
     for (let i = 0; i < 249; i++) await queue('acme', 1000 + i, 'successful', ['TCJ-2']);
     await queue('acme', 2000, 'failed', ['NOPE-1']);
     await claim('w1');
+    const counted = async (verdict: string) => Number(/ (\d+)$/.exec((await registry.getSingleMetricAsString('tcj_entities_delivered_total')).split('\n').find((l) => l.includes(`kind="build",verdict="${verdict}"`)) ?? ' 0')![1]);
+    const before = { accepted: await counted('accepted'), rejected: await counted('rejected') };
     const report = await deliverTenant(deps, tenants.acme!.tenantId, 'w1');
     assert.deepEqual(report, { batches: 3, entities: 250, accepted: 249, rejected: 1 });
+    assert.deepEqual({ accepted: (await counted('accepted')) - before.accepted, rejected: (await counted('rejected')) - before.rejected }, { accepted: 249, rejected: 1 });
     assert.equal(world.sim.requests().filter((r) => r.path === '/rest/builds/0.1/bulk').length, 3);
     const rejected = await t.db.withTenant(tenants.acme!.tenantId, async (tx) =>
       (await tx.query(`SELECT verdict, unknown_keys, errors FROM deliveries WHERE build_id = 2000`)).rows[0],
