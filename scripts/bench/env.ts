@@ -1,9 +1,8 @@
 // The benchmark's world: a PostgreSQL database (embedded unless DATABASE_URL is set), the Jira
 // simulator with the app's lifecycle endpoints installed on its sites (real tenants, real shared
 // secrets), TeamCity simulators, and the app's worker as separate child processes whose CPU and
-// memory are read from /proc. Copied from the test helpers (scripts do not import test files).
+// memory are read from /proc. The scratch database comes from scripts/lib, shared with the test helpers.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
@@ -12,12 +11,11 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import type { Dispatcher } from 'undici';
 import { startJiraSimulator, type JiraSimulator } from '../../sandbox/jira/server.ts';
+import { createScratchDatabase } from '../lib/scratch-database.ts';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
 import { Secrets } from '../../src/crypto/secrets.ts';
-import { deriveAppUrl } from '../../src/db/connect.ts';
 import { createPool, Database } from '../../src/db/database.ts';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
-import { migrate } from '../../src/db/migrate.ts';
 import { InstallKeys } from '../../src/jira/install-keys.ts';
 import { registerLifecycle } from '../../src/jira/lifecycle.ts';
 import { createLogger } from '../../src/log.ts';
@@ -88,14 +86,6 @@ export async function startCluster(): Promise<PgCluster> {
   };
 }
 
-function withDatabase(url: string, database: string): string {
-  const u = new URL(url);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-const EXTERNAL_OWNER = 'tcj_bench_owner';
-
 export interface BenchDatabase {
   name: string;
   ownerUrl: string;
@@ -109,40 +99,8 @@ export interface BenchDatabase {
 
 /** A fresh, migrated database per scenario (migrations as the non-superuser owner, as in production). */
 export async function createBenchDatabase(cluster: PgCluster, label: string): Promise<BenchDatabase> {
-  const name = `tcj_bench_${label}_${randomBytes(3).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: cluster.adminUrl });
-  await admin.connect();
-  let ownerUrl: string;
-  try {
-    if (cluster.kind === 'embedded') {
-      ownerUrl = withDatabase(cluster.ownerUrl!, name);
-      await admin.query(`CREATE DATABASE ${name} OWNER ${new URL(ownerUrl).username}`);
-    } else {
-      await admin
-        .query(`CREATE ROLE ${EXTERNAL_OWNER} LOGIN NOINHERIT CREATEROLE NOSUPERUSER NOBYPASSRLS PASSWORD 'bench-owner'`)
-        .catch((err: { code?: string }) => {
-          if (err.code !== '42710' && err.code !== '23505') throw err;
-        });
-      const u = new URL(withDatabase(cluster.adminUrl, name));
-      u.username = EXTERNAL_OWNER;
-      u.password = 'bench-owner';
-      ownerUrl = u.toString();
-      await admin.query(`CREATE DATABASE ${name} OWNER ${EXTERNAL_OWNER}`);
-    }
-  } finally {
-    await admin.end();
-  }
-  if (cluster.kind === 'external') {
-    const dba = new pg.Client({ connectionString: withDatabase(cluster.adminUrl, name) });
-    await dba.connect();
-    try {
-      await dba.query(`ALTER SCHEMA public OWNER TO ${EXTERNAL_OWNER}`);
-    } finally {
-      await dba.end();
-    }
-  }
-  await migrate(ownerUrl, quietLog);
-  const appUrl = cluster.kind === 'embedded' ? withDatabase(cluster.appUrl!, name) : deriveAppUrl(ownerUrl);
+  const scratch = await createScratchDatabase(cluster, `tcj_bench_${label}`);
+  const { name, ownerUrl, appUrl } = scratch;
   const db = new Database(createPool(appUrl, { max: 8 }));
   const owner = createPool(ownerUrl, { max: 3 });
   return {
@@ -169,13 +127,7 @@ export async function createBenchDatabase(cluster: PgCluster, label: string): Pr
     drop: async () => {
       await db.close();
       await owner.end();
-      const c = new pg.Client({ connectionString: cluster.adminUrl });
-      await c.connect();
-      try {
-        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      } finally {
-        await c.end();
-      }
+      await scratch.drop();
     },
   };
 }

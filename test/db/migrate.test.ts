@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 import { loadMigrations, migrate, migrationsCurrent, readMigrations } from '../../src/db/migrate.ts';
-import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, quietLog, testPg, type TestDatabase } from '../helpers/db.ts';
 
 let t: TestDatabase;
 before(async () => {
@@ -24,7 +24,7 @@ test('five migrators at once: every migration applied exactly once', async () =>
   await admin.query(`CREATE DATABASE ${name} OWNER ${owner}`);
   const dbUrl = (base: string) => Object.assign(new URL(base), { pathname: `/${name}` }).toString();
   try {
-    if (owner === 'tcj_test_owner') {
+    if (testPg().kind === 'external') {
       const dba = new pg.Client({ connectionString: dbUrl(t.adminUrl) });
       await dba.connect();
       await dba.query(`ALTER SCHEMA public OWNER TO ${owner}`);
