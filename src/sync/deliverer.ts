@@ -167,7 +167,7 @@ export async function deliverTenant(deps: DelivererDeps, tenantId: string, worke
       credentials: new ConnectJwtCredentials(deps.appKey, tenant.sharedSecret),
       dispatcher: deps.dispatcher,
       log,
-      onAuthFailure: (status, detail) => deps.tenants.recordJiraAuthFailure(tenantId, `Jira answered ${status} to ${detail.method} ${detail.endpoint}: ${detail.message}`),
+      onAuthFailure: (status, detail) => deps.tenants.recordJiraAuthFailure(tenantId, `Jira answered ${status} to ${detail.method} ${detail.endpoint}: ${detail.message}`, tenant.secretVersion),
       ...deps.jiraClient,
     });
     const maxBatches = deps.maxBatchesPerRun ?? 50;

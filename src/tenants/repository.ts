@@ -23,6 +23,8 @@ export interface TenantAuth {
   state: 'installed' | 'uninstalled';
   enabled: boolean;
   sharedSecret: string;
+  /** Identifies this shared secret (a hash of its ciphertext): a later install replaces it. */
+  secretVersion: string;
 }
 
 const secretContext = (tenantId: string) => ({ tenant: tenantId, purpose: 'jira-shared-secret' as const, record: tenantId });
@@ -90,10 +92,18 @@ export class TenantRepository {
     );
   }
 
-  /** Jira refused our credentials: delivery to this site waits until the next install. */
-  async recordJiraAuthFailure(tenantId: string, detail: string): Promise<void> {
+  /**
+   * Jira refused our credentials: delivery to this site waits until the next install. Only if the
+   * refused secret is still the stored one — during a reinstall Jira refuses the old secret for a
+   * moment, and flagging then would pause a tenant whose new secret is fine.
+   */
+  async recordJiraAuthFailure(tenantId: string, detail: string, secretVersion: string): Promise<void> {
     await this.db.withTenant(tenantId, (tx) =>
-      tx.query(`UPDATE tenants SET jira_auth_failed_at = now(), jira_auth_error = $1, updated_at = now()`, [detail.slice(0, 500)]),
+      tx.query(
+        `UPDATE tenants SET jira_auth_failed_at = now(), jira_auth_error = $1, updated_at = now()
+          WHERE encode(sha256(shared_secret_ct), 'hex') = $2`,
+        [detail.slice(0, 500), secretVersion],
+      ),
     );
   }
 
@@ -109,8 +119,8 @@ export class TenantRepository {
   }
 
   private async load(tx: Tx, tenantId: string): Promise<TenantAuth | undefined> {
-    const { rows } = await tx.query<{ client_key: string; base_url: string; state: 'installed' | 'uninstalled'; enabled: boolean; ct: Buffer }>(
-      `SELECT client_key, base_url, state, enabled, shared_secret_ct AS ct FROM tenants`,
+    const { rows } = await tx.query<{ client_key: string; base_url: string; state: 'installed' | 'uninstalled'; enabled: boolean; ct: Buffer; version: string }>(
+      `SELECT client_key, base_url, state, enabled, shared_secret_ct AS ct, encode(sha256(shared_secret_ct), 'hex') AS version FROM tenants`,
     );
     const row = rows[0];
     if (!row) return undefined;
@@ -121,6 +131,7 @@ export class TenantRepository {
       state: row.state,
       enabled: row.enabled,
       sharedSecret: await this.secrets.decrypt(row.ct, secretContext(tenantId)),
+      secretVersion: row.version,
     };
   }
 }

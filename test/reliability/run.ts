@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-const files = ['teamcity-faults', 'jira-faults', 'process', 'load'].map((f) => join('test', 'reliability', `${f}.rel.ts`));
+const files = ['teamcity-faults', 'jira-faults', 'process', 'web-kill', 'load'].map((f) => join('test', 'reliability', `${f}.rel.ts`));
 const only = process.argv.slice(2);
 mkdirSync('test-results', { recursive: true });
 const reportFile = join('test-results', 'reliability.jsonl');

@@ -127,3 +127,20 @@ describe('deliverer', () => {
     world.sim.faults.clear();
   });
 });
+
+describe('auth failures and reinstalls', () => {
+  test("Jira refusing a secret that a reinstall has just replaced does not pause the tenant", async () => {
+    const acme = tenants.acme!.tenantId;
+    const flagged = async () => t.db.withTenant(acme, async (tx) => (await tx.query('SELECT jira_auth_failed_at FROM tenants')).rows[0]!.jira_auth_failed_at !== null);
+    const old = (await world.tenants.authById(acme))!;
+    await world.install('acme'); // a new shared secret
+    await world.tenants.recordJiraAuthFailure(acme, 'refused the old secret', old.secretVersion);
+    assert.equal(await flagged(), false);
+    const current = (await world.tenants.authById(acme))!;
+    assert.notEqual(current.secretVersion, old.secretVersion);
+    await world.tenants.recordJiraAuthFailure(acme, 'refused the current secret', current.secretVersion);
+    assert.equal(await flagged(), true);
+    await world.install('acme'); // the next install clears it
+    assert.equal(await flagged(), false);
+  });
+});

@@ -102,7 +102,7 @@ export async function tenantJiraClient(deps: TenantJiraDeps, tenantId: string, m
     dispatcher: deps.dispatcher,
     log: deps.log.child({ tenantId }),
     ...(mode === 'interactive' ? { timeoutMs: 10_000, maxAttempts: 2, maxRetryAfterMs: 3_000, backoffMaxMs: 1_000 } : {}),
-    onAuthFailure: (status, detail) => deps.tenants.recordJiraAuthFailure(tenantId, `Jira answered ${status} to ${detail.method} ${detail.endpoint}: ${detail.message}`),
+    onAuthFailure: (status, detail) => deps.tenants.recordJiraAuthFailure(tenantId, `Jira answered ${status} to ${detail.method} ${detail.endpoint}: ${detail.message}`, tenant.secretVersion),
     ...deps.jiraClient,
   });
 }
