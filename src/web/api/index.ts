@@ -167,6 +167,9 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
         const days = body.backfillDays ?? DEFAULT_BACKFILL_DAYS;
         const since = new Date(Math.max(EARLIEST_BACKFILL.getTime(), Date.now() - days * 86_400_000));
         const view = await deps.db.withTenant(ctx.tenantId, async (tx) => {
+          // Serialises creations per tenant: without it two admins adding the same server at the
+          // same moment both pass the duplicate check (found by the web-kill reliability scenario).
+          await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7301))', [ctx.tenantId]);
           const dup = (
             await tx.query<{ name: string }>(
               `SELECT name FROM teamcity_servers WHERE deleting_at IS NULL AND (rtrim(url, '/') = $1 OR (server_internal_id IS NOT NULL AND server_internal_id = $2)) LIMIT 1`,
