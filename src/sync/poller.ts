@@ -37,6 +37,8 @@ export interface SyncSettings {
   overlapMs: number;
   activeIntervalMs: number;
   idleIntervalMs: number;
+  /** The active interval holds this long after the server was last seen busy. */
+  activeHoldMs: number;
   /** Changes fetched inline per build (commit messages for issue keys). */
   inlineChanges: number;
   /** Backfill: the first start-time window, and how long one poll may spend on backfill. */
@@ -52,6 +54,7 @@ export const DEFAULT_SYNC_SETTINGS: SyncSettings = {
   overlapMs: 5 * 60_000,
   activeIntervalMs: 15_000,
   idleIntervalMs: 60_000,
+  activeHoldMs: 10 * 60_000,
   inlineChanges: 100,
   backfillWindowMs: 24 * 3600_000,
   backfillBudgetMs: 20_000,
@@ -83,6 +86,7 @@ interface SyncStateRow {
   backfill_finished_at: Date | null;
   lease_owner: string | null;
   next_poll_at: Date;
+  last_activity_at: Date | null;
 }
 
 export interface PollReport {
@@ -305,19 +309,25 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     // A poll with no backfill to do gives its lease back in its one write to sync_state.
     const backfillPending = state.backfill_since !== null && state.backfill_finished_at === null;
     await completeChanges(client, [...finished, ...vanished, ...active], settings.inlineChanges);
-    const interval = active.length || finished.length ? settings.activeIntervalMs : settings.idleIntervalMs;
+
     await deps.db.withTenant(tenantId, async (tx) => {
       // Oldest first, so that a deployment sees the deployments before it.
       await record(tx, [...finished, ...vanished].sort((a, b) => byTime(a) - byTime(b) || a.id - b.id));
       await record(tx, active);
+      // Busy now (builds running or queued, or something changed), or busy recently: builds come in
+      // bursts, so the short interval holds a while. Builds merely re-read in the overlap don't count.
+      const busy = active.length > 0 || report.recorded > 0;
+      const recentlyBusy = state.last_activity_at !== null && Date.now() - state.last_activity_at.getTime() < settings.activeHoldMs;
+      const interval = busy || recentlyBusy ? settings.activeIntervalMs : settings.idleIntervalMs;
       await fencedUpdate(
         tx,
         serverId,
         workerId,
         `cursor_time = $3, server_offset_min = $4, active_build_ids = $5, last_poll_at = now(), last_success_at = now(),
          last_error = NULL, consecutive_failures = 0, next_poll_at = now() + make_interval(secs => $6),
+         last_activity_at = CASE WHEN $7::boolean THEN now() ELSE last_activity_at END,
          backfill_until = CASE WHEN backfill_since IS NOT NULL AND backfill_until IS NULL THEN $3 ELSE backfill_until END`,
-        [serverNow, clock.offsetMinutes, active.map((b) => b.id), interval / 1000],
+        [serverNow, clock.offsetMinutes, active.map((b) => b.id), interval / 1000, busy],
         { release: !backfillPending },
       );
       await setServerState(tx, serverId, 'ok');

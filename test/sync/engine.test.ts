@@ -197,6 +197,19 @@ describe('sync engine', () => {
     assert.ok(jiraBuild(b.id)?.issueKeys.includes('DEMO-3'), 'key from the 121st-newest commit');
   });
 
+  test('the short poll interval holds for a while after activity, then the idle one applies', async () => {
+    const nextIn = async () =>
+      Number((await t.db.withTenant(tenantId, async (tx) => (await tx.query(`SELECT extract(epoch FROM next_poll_at - now()) AS s FROM sync_state`)).rows[0]!.s)));
+    tc.advance(60_000);
+    await sync(); // nothing running or finishing now, but the server was busy a moment ago
+    const held = await nextIn();
+    assert.ok(held > 5 && held <= 15.5, `next poll in ${held} s`);
+    await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET last_activity_at = now() - interval '11 minutes'`));
+    await sync();
+    const idle = await nextIn();
+    assert.ok(idle > 45 && idle <= 60.5, `next poll in ${idle} s`);
+  });
+
   test('a revoked token stops polling with auth_failed until the credentials change', async () => {
     const m = tc.model;
     const token = m.addToken('jira-sync');
