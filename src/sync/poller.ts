@@ -281,19 +281,24 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     const cursor = state.cursor_time && state.cursor_time < serverNow ? state.cursor_time : serverNow;
     const fields = buildsPageFields({ inlineChanges: settings.inlineChanges });
 
-    const finished = await collect(
-      client.builds(
-        finishedBuildsLocator({
-          startedAfter: new Date(cursor.getTime() - settings.maxBuildDurationMs),
-          finishedAfter: new Date(cursor.getTime() - settings.overlapMs),
-          offsetMinutes: clock.offsetMinutes,
-        }),
-        fields,
-        { stopOnEmptyPage: false },
+    // The three lists are read at once (a poll's wall time is its round trips). A build that moves
+    // between lists meanwhile is in none of them: if it was active last time it is fetched by id
+    // below, and if it is new the next poll finds it (the cursor was taken before these reads).
+    const [finished, running, queued] = await Promise.all([
+      collect(
+        client.builds(
+          finishedBuildsLocator({
+            startedAfter: new Date(cursor.getTime() - settings.maxBuildDurationMs),
+            finishedAfter: new Date(cursor.getTime() - settings.overlapMs),
+            offsetMinutes: clock.offsetMinutes,
+          }),
+          fields,
+          { stopOnEmptyPage: false },
+        ),
       ),
-    );
-    const running = await collect(client.builds(runningBuildsLocator(), fields));
-    const queued = await collect(client.builds(queuedBuildsLocator(), fields));
+      collect(client.builds(runningBuildsLocator(), fields)),
+      collect(client.builds(queuedBuildsLocator(), fields)),
+    ]);
     const seen = new Set([...finished, ...running, ...queued].map((b) => b.id));
     const vanished: TcBuild[] = [];
     for (const id of state.active_build_ids.map(Number)) {
