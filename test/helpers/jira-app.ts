@@ -66,3 +66,12 @@ export async function startJiraWorld(t: TestDatabase, simOptions: JiraSimulatorO
     },
   };
 }
+
+/** The Jira projects the TeamCity simulator's generated commits mention (ABC, XYZ, OPS), with issues 1–999. */
+export function addGeneratedHistoryProjects(world: JiraWorld, site: string): void {
+  const s = world.sim.site(site);
+  for (const key of ['ABC', 'XYZ', 'OPS']) {
+    s.addProject({ key, name: key });
+    for (let i = 1; i <= 999; i++) s.addIssue(key, `${key} issue ${i}`);
+  }
+}

@@ -9,7 +9,7 @@ import { pollServer, type PollerDeps } from '../../src/sync/poller.ts';
 import { createServer, requestBackfill } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
 import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
-import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
+import { APP_KEY, startJiraWorld, type JiraWorld, addGeneratedHistoryProjects } from '../helpers/jira-app.ts';
 
 let t: TestDatabase;
 let world: JiraWorld;
@@ -29,11 +29,7 @@ before(async () => {
   tc = await startTeamCitySimulator({ utcOffsetMinutes: -300, version: '2024.12' });
   world = await startJiraWorld(t, { sites: ['acme'] }, [new URL(tc.url).host]);
   tenantId = await world.install('acme');
-  const site = world.sim.site('acme');
-  for (const key of ['ABC', 'XYZ', 'OPS']) {
-    site.addProject({ key, name: key });
-    for (let i = 1; i <= 999; i++) site.addIssue(key, `${key} issue ${i}`);
-  }
+  addGeneratedHistoryProjects(world, 'acme');
   tc.generateHistory({ seed: 11, projects: 2, buildTypesPerProject: 3, buildsPerType: 300, periodMs: 30 * DAY });
   const token = tc.model.addToken('admin');
   await t.db.withTenant(tenantId, (tx) => createServer(tx, world.secrets, tenantId, { id: serverId, name: 'TC', url: tc.url, auth: { type: 'token', token } }));

@@ -9,7 +9,7 @@ import pg from 'pg';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
 import { createServer, requestBackfill } from '../../src/sync/servers.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
-import { startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
+import { startJiraWorld, type JiraWorld, addGeneratedHistoryProjects } from '../helpers/jira-app.ts';
 import { freePort } from '../helpers/net.ts';
 
 let t: TestDatabase;
@@ -68,11 +68,7 @@ before(async () => {
   tc = await startTeamCitySimulator({ utcOffsetMinutes: 60, version: '2023.11' });
   world = await startJiraWorld(t, { sites: ['acme'] }, [new URL(tc.url).host]);
   tenantId = await world.install('acme');
-  const site = world.sim.site('acme');
-  for (const key of ['ABC', 'XYZ', 'OPS']) {
-    site.addProject({ key, name: key });
-    for (let i = 1; i <= 999; i++) site.addIssue(key, `${key} issue ${i}`);
-  }
+  addGeneratedHistoryProjects(world, 'acme');
   tc.generateHistory({ seed: 21, projects: 3, buildTypesPerProject: 4, buildsPerType: 450, periodMs: 60 * DAY });
   const token = tc.model.addToken('admin');
   await t.db.withTenant(tenantId, async (tx) => {
