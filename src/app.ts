@@ -79,8 +79,8 @@ export function createWorker(runtime: Runtime): SyncWorker {
   return new SyncWorker(
     db,
     {
-      poll: async (tenantId, serverId, workerId) =>
-        void (await pollServer({ db, secrets, dispatcher, log, settings: { maxBuildDurationMs: config.syncMaxBuildHours * 3600_000 } }, tenantId, serverId, workerId)),
+      poll: async (tenantId, serverId, lease) =>
+        void (await pollServer({ db, secrets, dispatcher, log, settings: { maxBuildDurationMs: config.syncMaxBuildHours * 3600_000 } }, tenantId, serverId, lease)),
       deliver: async (tenantId, workerId) => void (await deliverTenant({ db, tenants, appKey: config.appKey, dispatcher, log }, tenantId, workerId)),
       maintain: async () => {
         await purgeExpiredTenants(db, log);

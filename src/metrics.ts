@@ -48,6 +48,19 @@ export const pollLagSeconds = new Histogram({
   registers: [registry],
 });
 
+/**
+ * Where a poll's time goes: load (its state and decrypted credentials), teamcity (the server clock,
+ * the lists, builds fetched by id, changes), record (the transaction that records and queues),
+ * backfill (history slices).
+ */
+export const pollPhaseSeconds = new Histogram({
+  name: 'tcj_poll_phase_duration_seconds',
+  help: 'Duration of the phases of a poll (load, teamcity, record, backfill)',
+  labelNames: ['phase'] as const,
+  buckets: LATENCY_BUCKETS,
+  registers: [registry],
+});
+
 /** Builds recorded from TeamCity (changed since last seen) and queued for Jira, by kind. */
 export const buildsQueuedTotal = new Counter({
   name: 'tcj_entities_queued_total',

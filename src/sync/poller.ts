@@ -27,7 +27,8 @@ import { collectIssueKeys, DEPLOYMENT_ISSUE_KEY_CAP, issueKeyInputFromBuild } fr
 import { enqueue, nextUpdateSequence } from './outbox.ts';
 import { parseRules, isTracked, type ServerRules } from './rules.ts';
 import { getConnection, setServerState, type ServerRow } from './servers.ts';
-import { buildsQueuedTotal, pollLagSeconds, pollsTotal } from '../metrics.ts';
+import type { PollLease } from './worker.ts';
+import { buildsQueuedTotal, pollLagSeconds, pollPhaseSeconds, pollsTotal } from '../metrics.ts';
 import { pipelineIdOf, toJiraBuild, toJiraDeployment, TransformError } from './transform.ts';
 
 export interface SyncSettings {
@@ -87,6 +88,9 @@ interface SyncStateRow {
   lease_owner: string | null;
   next_poll_at: Date;
   last_activity_at: Date | null;
+  last_error: string | null;
+  server_offset_min: number;
+  poll_interval_s: number;
 }
 
 export interface PollReport {
@@ -223,34 +227,72 @@ const byTime = (b: TcBuild) => (tryParseTcDate(b.finishDate) ?? tryParseTcDate(b
 const POLL_LEASE_SECONDS = 300;
 
 /**
- * Advances sync_state only if this worker still holds the lease (otherwise the whole transaction
+ * Advances sync_state only if this claim still holds the lease (otherwise the whole transaction
  * rolls back), and extends the lease, so that a long backfill keeps its server.
  */
-async function fencedUpdate(tx: Tx, serverId: string, workerId: string, set: string, params: unknown[], opts: { release?: boolean } = {}): Promise<void> {
+async function fencedUpdate(tx: Tx, serverId: string, leaseToken: string, set: string, params: unknown[], opts: { release?: boolean } = {}): Promise<void> {
   // Releasing here, with the work it concludes, saves the separate release write of an idle poll.
   const lease = opts.release ? 'lease_owner = NULL, lease_until = NULL' : `lease_until = now() + make_interval(secs => ${POLL_LEASE_SECONDS})`;
   const { rowCount } = await tx.query(
     `UPDATE sync_state SET ${set}, ${lease}
       WHERE server_id = $1 AND lease_owner = $2 AND lease_until > now()`,
-    [serverId, workerId, ...params],
+    [serverId, leaseToken, ...params],
   );
   if (!rowCount) throw new LeaseLostError(`lease on server ${serverId} lost`);
 }
 
-export async function pollServer(deps: PollerDeps, tenantId: string, serverId: string, workerId: string): Promise<PollReport> {
+/**
+ * Keeps a poll's lease while it runs: the claim leases the server only until its next poll is due
+ * (so a poll with nothing to write just lets it lapse), which a slow poll could outlive. Renews at a
+ * third of the lease; a lost lease is noticed by the fenced writes, not here.
+ */
+function renewWhileRunning(db: Database, tenantId: string, serverId: string, lease: PollLease, log: Logger): { renewed: () => boolean; stop: () => Promise<void> } {
+  let renewed = false;
+  let inFlight: Promise<unknown> = Promise.resolve();
+  const timer = setInterval(
+    () => {
+      inFlight = db
+        .withTenant(tenantId, (tx) =>
+          tx.query('UPDATE sync_state SET lease_until = now() + make_interval(secs => $3) WHERE server_id = $1 AND lease_owner = $2 AND lease_until > now()', [
+            serverId,
+            lease.token,
+            lease.seconds,
+          ]),
+        )
+        .then((r) => (renewed ||= (r.rowCount ?? 0) > 0))
+        .catch((err: unknown) => log.warn({ err }, 'could not renew the poll lease'));
+    },
+    Math.max(100, (lease.seconds * 1000) / 3),
+  );
+  return {
+    renewed: () => renewed,
+    stop: async () => {
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
+}
+
+const sameIds = (a: readonly (string | number)[], b: readonly number[]) => a.length === b.length && new Set(a.map(Number)).size === a.length && a.every((id) => b.includes(Number(id)));
+
+export async function pollServer(deps: PollerDeps, tenantId: string, serverId: string, lease: PollLease): Promise<PollReport> {
   const settings = { ...DEFAULT_SYNC_SETTINGS, ...deps.settings };
   const log = deps.log.child({ tenantId, serverId });
   const report: PollReport = { finished: 0, active: 0, vanished: 0, recorded: 0, queued: 0, skipped: 0, backfilled: 0 };
 
+  const loading = pollPhaseSeconds.startTimer({ phase: 'load' });
   const loaded = await deps.db.withTenant(tenantId, async (tx) => {
     const conn = await getConnection(tx, deps.secrets, serverId);
     const state = (await tx.query<SyncStateRow>('SELECT * FROM sync_state WHERE server_id = $1', [serverId])).rows[0];
     const rules = (await tx.query<{ rules: unknown }>('SELECT rules FROM teamcity_servers WHERE id = $1', [serverId])).rows[0]?.rules;
     return conn && state ? { ...conn, state, rules: parseRules(rules) } : undefined;
   });
-  if (!loaded || loaded.state.lease_owner !== workerId) return report;
+  loading();
+  if (!loaded || loaded.state.lease_owner !== lease.token) return report;
   const { server, auth, state, rules } = loaded;
-  pollLagSeconds.observe(Math.max(0, (Date.now() - loaded.state.next_poll_at.getTime()) / 1000));
+  const leaseToken = lease.token;
+  pollLagSeconds.observe(Math.max(0, (Date.now() - lease.dueAt.getTime()) / 1000));
+  const renewal = renewWhileRunning(deps.db, tenantId, serverId, lease, log);
 
   const client = new TeamCityClient({ baseUrl: server.url, auth, dispatcher: deps.dispatcher, log, ...deps.teamcity });
   let leaseReleased = false;
@@ -274,6 +316,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   };
 
   try {
+    const reading = pollPhaseSeconds.startTimer({ phase: 'teamcity' });
     const { server: tcServer, clock } = await client.getServerClock();
     const serverNow = parseTcDate(tcServer.currentTime!);
     // If the server's clock went back (a correction), its "now" is the safer base: builds finishing
@@ -314,7 +357,10 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     // A poll with no backfill to do gives its lease back in its one write to sync_state.
     const backfillPending = state.backfill_since !== null && state.backfill_finished_at === null;
     await completeChanges(client, [...finished, ...vanished, ...active], settings.inlineChanges);
+    reading();
 
+    const recording = pollPhaseSeconds.startTimer({ phase: 'record' });
+    let wrote = false;
     await deps.db.withTenant(tenantId, async (tx) => {
       // Oldest first, so that a deployment sees the deployments before it.
       await record(tx, [...finished, ...vanished].sort((a, b) => byTime(a) - byTime(b) || a.id - b.id));
@@ -324,23 +370,52 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
       const busy = active.length > 0 || report.recorded > 0;
       const recentlyBusy = state.last_activity_at !== null && Date.now() - state.last_activity_at.getTime() < settings.activeHoldMs;
       const interval = busy || recentlyBusy ? settings.activeIntervalMs : settings.idleIntervalMs;
+      // A poll that saw nothing new — no build changed, the same builds running and queued, no
+      // failure to clear, the same interval — writes nothing: its claim already scheduled the next
+      // poll. The cursor then stays behind, which only widens the next finished-builds query over a
+      // stretch known to hold nothing new; it is moved on once that would drop a re-read build from
+      // the overlap, so an unchanged build is re-read for about `overlapMs`, as with a moving cursor.
+      const overlapStart = serverNow.getTime() - settings.overlapMs;
+      const quiet =
+        !backfillPending &&
+        report.recorded === 0 &&
+        finished.every((b) => (tryParseTcDate(b.finishDate)?.getTime() ?? 0) > overlapStart) &&
+        vanished.length === 0 &&
+        sameIds(state.active_build_ids, active.map((b) => b.id)) &&
+        state.consecutive_failures === 0 &&
+        state.last_error === null &&
+        server.state === 'ok' &&
+        state.cursor_time !== null &&
+        state.cursor_time <= serverNow &&
+        state.server_offset_min === clock.offsetMinutes &&
+        state.poll_interval_s * 1000 === interval;
+      if (quiet) return;
       await fencedUpdate(
         tx,
         serverId,
-        workerId,
-        `cursor_time = $3, server_offset_min = $4, active_build_ids = $5, last_poll_at = now(), last_success_at = now(),
-         last_error = NULL, consecutive_failures = 0, next_poll_at = now() + make_interval(secs => $6),
+        leaseToken,
+        `cursor_time = $3, server_offset_min = $4, active_build_ids = $5, last_success_at = now(),
+         last_error = NULL, consecutive_failures = 0, next_poll_at = now() + make_interval(secs => $6), poll_interval_s = $6,
          last_activity_at = CASE WHEN $7::boolean THEN now() ELSE last_activity_at END,
          backfill_until = CASE WHEN backfill_since IS NOT NULL AND backfill_until IS NULL THEN $3 ELSE backfill_until END`,
         [serverNow, clock.offsetMinutes, active.map((b) => b.id), interval / 1000, busy],
         { release: !backfillPending },
       );
       await setServerState(tx, serverId, 'ok');
+      wrote = true;
     });
-    leaseReleased = !backfillPending;
+    recording();
+    await renewal.stop();
+    // Without a write the lease lapses by itself when the next poll is due — unless the claim's
+    // lease outlasts the interval (a minimum lease longer than it) or was renewed.
+    leaseReleased = wrote ? !backfillPending : lease.seconds <= state.poll_interval_s && !renewal.renewed();
 
     pollsTotal.inc({ result: 'ok' });
-    if (backfillPending) report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, workerId, record);
+    if (backfillPending) {
+      const backfilling = pollPhaseSeconds.startTimer({ phase: 'backfill' });
+      report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, leaseToken, record);
+      backfilling();
+    }
     log.debug(report, 'poll finished');
     return report;
   } catch (err) {
@@ -353,21 +428,23 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     pollsTotal.inc({ result: authFailed ? 'auth_failed' : 'failed' });
     const delay = Math.min(settings.maxFailureBackoffMs, settings.failureBackoffMs * 2 ** Math.min(failures - 1, 16));
     await deps.db.withTenant(tenantId, async (tx) => {
-      await tx.query(
-        `UPDATE sync_state SET last_poll_at = now(), last_error = $2, consecutive_failures = $3,
-           next_poll_at = now() + make_interval(secs => $4) WHERE server_id = $1`,
-        [serverId, (err as Error).message.slice(0, 500), failures, delay / 1000],
+      // Only the claim that still holds the server reports its failure (a newer poll may have succeeded).
+      const { rowCount } = await tx.query(
+        `UPDATE sync_state SET last_error = $3, consecutive_failures = $4,
+           next_poll_at = now() + make_interval(secs => $5) WHERE server_id = $1 AND lease_owner = $2`,
+        [serverId, leaseToken, (err as Error).message.slice(0, 500), failures, delay / 1000],
       );
-      await setServerState(tx, serverId, authFailed ? 'auth_failed' : failures >= 3 ? 'failing' : 'degraded');
+      if (rowCount) await setServerState(tx, serverId, authFailed ? 'auth_failed' : failures >= 3 ? 'failing' : 'degraded');
     });
     log.warn({ err, failures, retryInMs: authFailed ? null : delay }, authFailed ? 'TeamCity refused the credentials; polling stops until they change' : 'poll failed');
     return report;
   } finally {
+    await renewal.stop();
     // Not after the lease went back with the cursor update: by now this worker may have claimed the
     // server again, and the lease is keyed by worker, so this would release the newer poll's lease.
     if (!leaseReleased) {
       await deps.db
-        .withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE server_id = $1 AND lease_owner = $2', [serverId, workerId]))
+        .withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE server_id = $1 AND lease_owner = $2', [serverId, leaseToken]))
         .catch((err: unknown) => log.warn({ err }, 'could not release the poll lease'));
     }
   }
@@ -390,7 +467,7 @@ async function backfillSlice(
   rules: ServerRules,
   client: TeamCityClient,
   offsetMinutes: number,
-  workerId: string,
+  leaseToken: string,
   record: (tx: Tx, builds: TcBuild[]) => Promise<void>,
 ): Promise<number> {
   const started = Date.now();
@@ -403,7 +480,7 @@ async function backfillSlice(
     if (from >= st.backfill_until) {
       // Nothing (more) to read — e.g. a backfill asked for from a date after the server's own now.
       if (!st.backfill_finished_at) {
-        await deps.db.withTenant(tenantId, (tx) => fencedUpdate(tx, server.id, workerId, 'backfill_cursor = backfill_until, backfill_finished_at = now()', []));
+        await deps.db.withTenant(tenantId, (tx) => fencedUpdate(tx, server.id, leaseToken, 'backfill_cursor = backfill_until, backfill_finished_at = now()', []));
       }
       return total;
     }
@@ -420,7 +497,7 @@ async function backfillSlice(
       await fencedUpdate(
         tx,
         server.id,
-        workerId,
+        leaseToken,
         `backfill_cursor = $3, backfill_done = backfill_done + $4,
          backfill_started_at = coalesce(backfill_started_at, now()),
          backfill_finished_at = CASE WHEN $5::boolean THEN now() ELSE NULL END,

@@ -87,6 +87,21 @@ export async function getConnection(tx: Tx, secrets: Secrets, serverId: string):
   return { server, auth };
 }
 
+/**
+ * The sync_state SET clause that makes a server due now. A lease that still ends exactly when the
+ * claim scheduled the next poll was never renewed: its poll found nothing to write and lets it lapse
+ * (claim_polls), or is a few seconds old. It is dropped, so "sync now" does not wait up to an
+ * interval; the rare young poll that is overtaken loses its fenced writes and the new poll does them.
+ */
+export const POLL_NOW = `next_poll_at = now(),
+  lease_owner = CASE WHEN lease_until = next_poll_at THEN NULL ELSE lease_owner END,
+  lease_until = CASE WHEN lease_until = next_poll_at THEN NULL ELSE lease_until END`;
+
+/** Makes a server due now (see POLL_NOW). */
+export async function pollNow(tx: Tx, serverId: string): Promise<void> {
+  await tx.query(`UPDATE sync_state SET ${POLL_NOW} WHERE server_id = $1`, [serverId]);
+}
+
 /** New credentials lift an auth_failed state: polling resumes at once. */
 export async function updateCredentials(tx: Tx, secrets: Secrets, tenantId: string, serverId: string, auth: ServerAuth): Promise<void> {
   const secret = auth.type === 'basic' ? auth.password : auth.token;
@@ -96,7 +111,7 @@ export async function updateCredentials(tx: Tx, secrets: Secrets, tenantId: stri
        state = CASE WHEN state = 'auth_failed' THEN 'ok' ELSE state END, updated_at = now() WHERE id = $1`,
     [serverId, auth.type, auth.type === 'basic' ? auth.username : null, ct],
   );
-  await tx.query(`UPDATE sync_state SET next_poll_at = now() WHERE server_id = $1`, [serverId]);
+  await pollNow(tx, serverId);
 }
 
 /**
@@ -115,7 +130,7 @@ export async function setPaused(tx: Tx, serverId: string, paused: boolean): Prom
       : `UPDATE teamcity_servers SET state = CASE WHEN state = 'paused' THEN 'ok' ELSE state END, updated_at = now() WHERE id = $1`,
     [serverId],
   );
-  if (!paused) await tx.query(`UPDATE sync_state SET next_poll_at = now() WHERE server_id = $1`, [serverId]);
+  if (!paused) await pollNow(tx, serverId);
   return (rowCount ?? 0) > 0;
 }
 
@@ -126,7 +141,7 @@ export async function setPaused(tx: Tx, serverId: string, paused: boolean): Prom
 export async function requestBackfill(tx: Tx, serverId: string, since: Date): Promise<void> {
   await tx.query(
     `UPDATE sync_state SET backfill_since = $2, backfill_until = NULL, backfill_cursor = NULL, backfill_done = 0,
-       backfill_started_at = NULL, backfill_finished_at = NULL, next_poll_at = now() WHERE server_id = $1`,
+       backfill_started_at = NULL, backfill_finished_at = NULL, ${POLL_NOW} WHERE server_id = $1`,
     [serverId, since],
   );
 }

@@ -7,8 +7,18 @@ import { randomBytes } from 'node:crypto';
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../log.ts';
 
+/** One claim of one server (claim_polls): the poll fences its writes on the token. */
+export interface PollLease {
+  /** Unique per claim: the worker id plus a random suffix. */
+  token: string;
+  /** The lease lapses this long after the claim unless renewed or given back. */
+  seconds: number;
+  /** When the poll was due (its lag is measured from here). */
+  dueAt: Date;
+}
+
 export interface WorkerTasks {
-  poll(tenantId: string, serverId: string, workerId: string): Promise<void>;
+  poll(tenantId: string, serverId: string, lease: PollLease): Promise<void>;
   deliver(tenantId: string, workerId: string): Promise<void>;
   /** Housekeeping run every maintenanceIntervalMs (retention purge, pending deletions). */
   maintain?(): Promise<void>;
@@ -19,7 +29,10 @@ export interface WorkerOptions {
   tickMs?: number;
   maxConcurrentPolls?: number;
   maxConcurrentDeliveries?: number;
-  /** A poll holds its server this long at most; it renews while paging through long work. */
+  /**
+   * The shortest lease a poll claim gets (otherwise it lasts the server's poll interval, so that a
+   * poll with nothing to write lets it lapse); a poll renews it while it works.
+   */
   pollLeaseSeconds?: number;
   deliveryLeaseSeconds?: number;
   /** How often this worker runs the housekeeping task (several workers may; it is idempotent). */
@@ -50,7 +63,7 @@ export class SyncWorker {
       tickMs: opts.tickMs ?? 1000,
       maxConcurrentPolls: opts.maxConcurrentPolls ?? 8,
       maxConcurrentDeliveries: opts.maxConcurrentDeliveries ?? 8,
-      pollLeaseSeconds: opts.pollLeaseSeconds ?? 300,
+      pollLeaseSeconds: opts.pollLeaseSeconds ?? 10,
       deliveryLeaseSeconds: opts.deliveryLeaseSeconds ?? 300,
       maintenanceIntervalMs: opts.maintenanceIntervalMs ?? 60_000,
     };
@@ -69,7 +82,7 @@ export class SyncWorker {
     };
     // A finished poll frees a slot: claim again now rather than at the next tick, or a worker could
     // never run more than maxConcurrentPolls polls per tickMs (8/s), however short they are. (Every
-    // poll moves its server's next_poll_at forward, so this cannot spin on one server.)
+    // claim moves its server's next_poll_at forward, so this cannot spin on one server.)
     this.wake = () => {
       if (this.stopped) return;
       if (this.ticking) {
@@ -96,12 +109,14 @@ export class SyncWorker {
     try {
       const freePolls = this.opts.maxConcurrentPolls - this.polls.size;
       if (freePolls > 0) {
-        const { rows } = await this.db.pool.query<{ tenant_id: string; server_id: string }>('SELECT * FROM claim_due_servers($1, $2, $3)', [
-          this.workerId,
-          this.opts.pollLeaseSeconds,
-          freePolls,
-        ]);
-        for (const r of rows) this.run(this.polls, r.server_id, () => this.tasks.poll(r.tenant_id, r.server_id, this.workerId), { tenantId: r.tenant_id, serverId: r.server_id });
+        const { rows } = await this.db.pool.query<{ tenant_id: string; server_id: string; lease_token: string; lease_seconds: number; due_at: Date }>(
+          'SELECT * FROM claim_polls($1, $2, $3)',
+          [this.workerId, this.opts.pollLeaseSeconds, freePolls],
+        );
+        for (const r of rows) {
+          const lease: PollLease = { token: r.lease_token, seconds: r.lease_seconds, dueAt: r.due_at };
+          this.run(this.polls, r.server_id, () => this.tasks.poll(r.tenant_id, r.server_id, lease), { tenantId: r.tenant_id, serverId: r.server_id });
+        }
       }
       const freeDeliveries = this.opts.maxConcurrentDeliveries - this.deliveries.size;
       if (freeDeliveries > 0) {

@@ -3,6 +3,7 @@
 // the configuration back and re-sends the history; after them the purge deletes the tenant for good.
 import type { Database, Tx } from '../db/database.ts';
 import type { Logger } from '../log.ts';
+import { POLL_NOW } from '../sync/servers.ts';
 
 /** Default history depth when a tenant had no backfill of its own. */
 const DEFAULT_BACKFILL_DAYS = 90;
@@ -20,7 +21,7 @@ export async function resendHistory(tx: Tx): Promise<void> {
     `UPDATE sync_state SET
        backfill_since = coalesce(backfill_since, now() - make_interval(days => $1)),
        backfill_until = NULL, backfill_cursor = NULL, backfill_done = 0,
-       backfill_started_at = NULL, backfill_finished_at = NULL, next_poll_at = now()`,
+       backfill_started_at = NULL, backfill_finished_at = NULL, ${POLL_NOW}`,
     [DEFAULT_BACKFILL_DAYS],
   );
 }

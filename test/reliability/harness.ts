@@ -11,7 +11,7 @@ import type { TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
 import type { Database } from '../../src/db/database.ts';
 import { deliverTenant, type DelivererDeps } from '../../src/sync/deliverer.ts';
 import { pollServer, type PollerDeps, type SyncSettings } from '../../src/sync/poller.ts';
-import { createServer } from '../../src/sync/servers.ts';
+import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
 import { SyncWorker, type WorkerOptions } from '../../src/sync/worker.ts';
 import type { TeamCityClientOptions } from '../../src/teamcity/client.ts';
 import type { JiraClientOptions } from '../../src/jira/client.ts';
@@ -177,7 +177,7 @@ export async function maintenance<R extends pg.QueryResultRow = pg.QueryResultRo
 
 /** Makes the given servers (default: all) due now, as if their interval had passed. */
 export async function forcePoll(ownerPool: pg.Pool, serverIds?: string[]): Promise<void> {
-  await maintenance(ownerPool, `UPDATE sync_state SET next_poll_at = now() WHERE $1::uuid[] IS NULL OR server_id = ANY($1::uuid[])`, [serverIds ?? null]);
+  await maintenance(ownerPool, `UPDATE sync_state SET ${POLL_NOW} WHERE $1::uuid[] IS NULL OR server_id = ANY($1::uuid[])`, [serverIds ?? null]);
 }
 
 /** Ends pauses of delivery (tests that do not want to wait out a backoff they already checked). */

@@ -30,6 +30,7 @@ import { buildServer } from '../../src/web/server.ts';
 import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY } from '../helpers/jira-app.ts';
 import { freePort } from '../helpers/net.ts';
+import { POLL_NOW } from '../../src/sync/servers.ts';
 
 export { APP_KEY };
 
@@ -201,7 +202,7 @@ export async function startSecurityWorld(opts: { extraAllowHosts?: string[]; log
     call,
     async sync(tenantId: string) {
       for (let i = 0; i < 2; i++) {
-        await t.db.withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET next_poll_at = now()'));
+        await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
         await worker.tick();
         await worker.idle();
       }

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer, type PollerDeps } from '../../src/sync/poller.ts';
-import { createServer } from '../../src/sync/servers.ts';
+import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
 import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
@@ -23,7 +23,7 @@ const HOUR = 3600_000;
 
 /** One full round: poll the server now, then deliver everything to Jira. */
 async function sync(): Promise<void> {
-  await t.db.withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET next_poll_at = now() WHERE server_id = $1', [serverId]));
+  await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW} WHERE server_id = $1`, [serverId]));
   await worker.tick();
   await worker.idle();
   await worker.tick(); // deliveries claimed after the poll queued them
@@ -219,7 +219,7 @@ describe('sync engine', () => {
     await sync();
     const state = await t.db.withTenant(tenantId, async (tx) => (await tx.query(`SELECT state FROM teamcity_servers WHERE id = $1`, [serverId])).rows[0]!.state);
     assert.equal(state, 'auth_failed');
-    const claimed = await t.db.pool.query('SELECT * FROM claim_due_servers($1, 60, 10)', ['other']);
+    const claimed = await t.db.pool.query('SELECT * FROM claim_polls($1, 60, 10)', ['other']);
     assert.equal(claimed.rowCount, 0, 'an auth_failed server is not polled');
     const fresh = m.addToken('jira-sync');
     await t.db.withTenant(tenantId, (tx) => updateCredentials(tx, world.secrets, tenantId, serverId, { type: 'token', token: fresh }));

@@ -9,7 +9,7 @@ import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/te
 import { createLogger } from '../../src/log.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer } from '../../src/sync/poller.ts';
-import { createServer } from '../../src/sync/servers.ts';
+import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
@@ -74,7 +74,7 @@ test('a build with malformed data is skipped and logged; the others reach Jira a
     { workerId: 'malformed' },
   );
   const round = async () => {
-    await t.db.withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET next_poll_at = now()'));
+    await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
     for (let i = 0; i < 2; i++) {
       await worker.tick();
       await worker.idle();

@@ -151,7 +151,7 @@ function startWorker(workerId: string): RunningWorker {
   const worker = new SyncWorker(
     db,
     {
-      poll: (tid, sid, wid) => instrumented('poll', sid, wid, () => pollServer(deps, tid, sid, wid)),
+      poll: (tid, sid, wid) => instrumented('poll', sid, wid.token, () => pollServer(deps, tid, sid, wid)),
       deliver: (tid, wid) =>
         instrumented('deliver', tid, wid, () => deliverTenant({ db, tenants: world.tenants, appKey: APP_KEY, dispatcher: world.dispatcher, log: quietLog }, tid, wid)),
     },
@@ -173,8 +173,12 @@ async function stopWorkers(ws: RunningWorker[]): Promise<void> {
 
 let roundNo = 0;
 
+/** The span clock when the last round changed TeamCity: polls that start after it see the change. */
+let changedAt = 0;
+
 function produceRound(): void {
   roundNo++;
+  changedAt = ++clock;
   for (const [si, sim] of sims.entries()) {
     const m = sim.model;
     for (const [bi, btId] of ['Build', 'Test'].entries()) {
@@ -236,15 +240,12 @@ async function outboxSize(): Promise<number> {
   return n;
 }
 
-/** Every connection has completed a poll that read TeamCity at or after `simNow` (per simulator). */
+/**
+ * Every connection has completed a poll that started after the last change (a poll task reads
+ * TeamCity only after it starts). Not judged by the cursor: a poll that finds nothing new leaves it.
+ */
 async function polledSince(): Promise<boolean> {
-  for (const c of connections) {
-    const cursor = await t.db.withTenant(c.tenantId, async (tx) =>
-      (await tx.query<{ cursor_time: Date | null }>('SELECT cursor_time FROM sync_state WHERE server_id = $1', [c.serverId])).rows[0]?.cursor_time,
-    );
-    if (!cursor || cursor.getTime() < c.sim.model.now()) return false;
-  }
-  return true;
+  return connections.every((c) => spans.some((s) => s.kind === 'poll' && s.key === c.serverId && s.start > changedAt && s.end !== Number.POSITIVE_INFINITY));
 }
 
 async function untilPolled(deadline = Date.now() + 20_000): Promise<void> {
@@ -266,7 +267,11 @@ async function settle(): Promise<void> {
 
 function workersWith(kind: Span['kind'], ids: string[]): Map<string, number> {
   const out = new Map(ids.map((id) => [id, 0]));
-  for (const s of spans) if (s.kind === kind && out.has(s.worker)) out.set(s.worker, out.get(s.worker)! + 1);
+  // A poll span carries its claim's lease token: the worker id, '/', a suffix.
+  for (const s of spans) {
+    const id = s.worker.split('/')[0]!;
+    if (s.kind === kind && out.has(id)) out.set(id, out.get(id)! + 1);
+  }
   return out;
 }
 
@@ -428,7 +433,7 @@ describe('several workers on one database', () => {
 test('a worker keeps waiting for a poll claimed before its previous poll of the same server settled', async () => {
   const claims: Array<Array<{ tenant_id: string; server_id: string }>> = [[{ tenant_id: 'tenant', server_id: 'server' }], [{ tenant_id: 'tenant', server_id: 'server' }]];
   const fakeDb = {
-    pool: { query: async (sql: string) => ({ rows: sql.includes('claim_due_servers') ? (claims.shift() ?? []) : [] }) },
+    pool: { query: async (sql: string) => ({ rows: sql.includes('claim_polls') ? (claims.shift() ?? []) : [] }) },
   } as unknown as Database;
   const finishers: Array<() => void> = [];
   const worker = new SyncWorker(fakeDb, { poll: () => new Promise<void>((resolve) => finishers.push(resolve)), deliver: async () => undefined }, quietLog, { workerId: 'solo' });

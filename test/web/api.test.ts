@@ -20,7 +20,7 @@ import { createLogger } from '../../src/log.ts';
 import { createOutboundDispatcher } from '../../src/net/outbound.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer } from '../../src/sync/poller.ts';
-import { createServer } from '../../src/sync/servers.ts';
+import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
 import { TenantRepository } from '../../src/tenants/repository.ts';
 import { registerAdminApi, retryPendingDeletions, tenantsWithPendingDeletions } from '../../src/web/api/index.ts';
@@ -73,7 +73,7 @@ const basic = (password = PASSWORD) => ({ type: 'basic', username: 'jira-sync', 
 const permissionChecks = () => sim.requests().filter((r) => r.path === '/rest/api/3/permissions/check').length;
 
 async function sync(): Promise<void> {
-  await t.db.withTenant(acme, (tx) => tx.query('UPDATE sync_state SET next_poll_at = now()'));
+  await t.db.withTenant(acme, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
   await worker.tick();
   await worker.idle();
   await worker.tick();
@@ -393,7 +393,7 @@ describe('admin API', () => {
     const paused = await call('PATCH', `/api/v1/servers/${serverId}`, { body: { paused: true } });
     assert.equal(paused.body.state, 'paused');
     assert.equal(paused.body.paused, true);
-    const claimed = await t.db.pool.query('SELECT * FROM claim_due_servers($1, 60, 10)', ['probe']);
+    const claimed = await t.db.pool.query('SELECT * FROM claim_polls($1, 60, 10)', ['probe']);
     assert.equal(claimed.rowCount, 0, 'a paused server is not polled');
     const syncPaused = await call('POST', `/api/v1/servers/${serverId}/sync`);
     assert.equal(syncPaused.status, 409);

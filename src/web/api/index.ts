@@ -14,7 +14,7 @@ import { jiraAuthHooks, type JiraRequestContext } from '../../jira/request-auth.
 import type { Logger } from '../../log.ts';
 import { validateEnvironmentRules } from '../../sync/environments.ts';
 import { parseRules, serverRulesSchema, type ServerRules } from '../../sync/rules.ts';
-import { createServer, getConnection, requestBackfill, setPaused, updateCredentials, type ServerAuth } from '../../sync/servers.ts';
+import { createServer, getConnection, pollNow, requestBackfill, setPaused, updateCredentials, type ServerAuth } from '../../sync/servers.ts';
 import type { TeamCityClientOptions } from '../../teamcity/client.ts';
 import type { TenantRepository } from '../../tenants/repository.ts';
 import { Authorizer } from './authz.ts';
@@ -233,7 +233,7 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
                  state = CASE WHEN state = 'auth_failed' THEN 'ok' ELSE state END, updated_at = now() WHERE id = $1`,
               [id, tested.url, tested.version, tested.user.username ?? null, tested.serverInternalId ?? null],
             );
-            await tx.query(`UPDATE sync_state SET next_poll_at = now() WHERE server_id = $1`, [id]);
+            await pollNow(tx, id);
           }
           if (body.paused !== undefined) await setPaused(tx, id, body.paused);
           return serverView(tx, id);
@@ -274,7 +274,7 @@ export function registerAdminApi(app: FastifyInstance, deps: AdminApiDeps): void
             tx.query(`UPDATE teamcity_servers SET state = 'ok', updated_at = now() WHERE id = $1 AND state = 'auth_failed'`, [id]),
           );
         }
-        await deps.db.withTenant(ctx.tenantId, (tx) => tx.query(`UPDATE sync_state SET next_poll_at = now() WHERE server_id = $1`, [id]));
+        await deps.db.withTenant(ctx.tenantId, (tx) => pollNow(tx, id));
         audit(req, ctx, 'sync requested', { serverId: id });
         return reply.status(202).send({ status: 'scheduled' });
       });
