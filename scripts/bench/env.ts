@@ -290,6 +290,8 @@ export interface WorkerProcess {
   /** Highest VmRSS seen by sample() (MB). */
   peakRssMB: number;
   sample(): void;
+  /** The worker's own /metrics (every process serves it on its PORT). */
+  metrics(): Promise<string>;
   stop(): Promise<number | null>;
 }
 
@@ -302,7 +304,8 @@ export interface WorkerEnv {
 }
 
 /** `node --import tsx src/cli.ts worker`: the real worker, exactly as an operator runs it. */
-export function startWorker(env: WorkerEnv, index: number): WorkerProcess {
+export async function startWorker(env: WorkerEnv, index: number): Promise<WorkerProcess> {
+  const port = await freePort();
   const dataDir = mkdtempSync(join(tmpdir(), 'tcj-bench-worker-'));
   const args = ['--import', 'tsx'];
   // Default profile names (pid + thread): tsx's loader thread writes its own profile next to the main one.
@@ -317,6 +320,7 @@ export function startWorker(env: WorkerEnv, index: number): WorkerProcess {
       KEYRING_FILE: env.keyringFile,
       OUTBOUND_ALLOW_HOSTS: env.allowHosts.join(','),
       LOG_LEVEL: env.logLevel,
+      PORT: String(port),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -354,6 +358,10 @@ export function startWorker(env: WorkerEnv, index: number): WorkerProcess {
     sample() {
       const m = procMemoryMB(w.pid);
       if (m) w.peakRssMB = Math.max(w.peakRssMB, m.rss);
+    },
+    async metrics() {
+      const res = await fetch(`http://127.0.0.1:${port}/metrics`);
+      return res.text();
     },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');

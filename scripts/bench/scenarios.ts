@@ -138,6 +138,7 @@ class Workers {
   private bench0 = 0;
   private timer: NodeJS.Timeout | undefined;
   readonly profDir: string | undefined;
+  private polls0 = new Map<string, { sum: number; count: number }>();
 
   constructor(
     private readonly w: World,
@@ -149,7 +150,7 @@ class Workers {
 
   async start(): Promise<void> {
     for (let i = 0; i < this.p.workers; i++) {
-      this.procs.push(startWorker({ bdb: this.w.bdb, keyringFile: this.w.world.keyringFile, allowHosts: this.w.allowHosts, logLevel: this.p.logLevel, cpuProfDir: this.profDir }, i));
+      this.procs.push(await startWorker({ bdb: this.w.bdb, keyringFile: this.w.world.keyringFile, allowHosts: this.w.allowHosts, logLevel: this.p.logLevel, cpuProfDir: this.profDir }, i));
     }
     await Promise.all(this.procs.map((p) => p.ready));
     this.timer = setInterval(() => this.sample(), 250);
@@ -164,7 +165,8 @@ class Workers {
   }
 
   /** Starts the measured window: CPU is counted from here, peak RSS is the highest sample from here. */
-  mark(): void {
+  async mark(): Promise<void> {
+    this.polls0 = await this.pollHistograms();
     this.cpu0 = this.cpuSeconds();
     this.pg0 = postgresCpuSeconds(this.cluster.postmasterPid) ?? 0;
     this.bench0 = procCpuSeconds(process.pid) ?? 0;
@@ -185,6 +187,34 @@ class Workers {
       simulatorsCpuSeconds: round((procCpuSeconds(process.pid) ?? 0) - this.bench0, 2),
       ...(pgCpu !== undefined ? { postgresCpuSeconds: round(pgCpu, 2), postgresCpuPercentOfOneCore: round((100 * pgCpu) / wallS, 1) } : {}),
     };
+  }
+
+  /** Sums and counts of the workers' poll histograms (tcj_poll_phase_duration_seconds, tcj_poll_lag_seconds). */
+  private async pollHistograms(): Promise<Map<string, { sum: number; count: number }>> {
+    const sums = new Map<string, { sum: number; count: number }>();
+    for (const p of this.procs) {
+      const text = await p.metrics().catch(() => '');
+      for (const m of text.matchAll(/^(tcj_poll_phase_duration_seconds|tcj_poll_lag_seconds)_(sum|count)(?:\{phase="(\w+)"\})? (\S+)$/gm)) {
+        const key = m[3] ?? 'lag';
+        const e = sums.get(key) ?? { sum: 0, count: 0 };
+        if (m[2] === 'sum') e.sum += Number(m[4]);
+        else e.count += Number(m[4]);
+        sums.set(key, e);
+      }
+    }
+    return sums;
+  }
+
+  /** Mean duration of each poll phase, and of the poll lag, in the measured window: where a poll's time goes. */
+  async pollTimings(): Promise<Record<string, unknown>> {
+    const now = await this.pollHistograms();
+    return Object.fromEntries(
+      [...now].map(([k, v]) => {
+        const at0 = this.polls0.get(k) ?? { sum: 0, count: 0 };
+        const count = v.count - at0.count;
+        return [k, { count, meanMs: count ? round((1000 * (v.sum - at0.sum)) / count, 1) : null }];
+      }),
+    );
   }
 
   async stop(): Promise<Record<string, unknown> | undefined> {
@@ -265,7 +295,7 @@ export async function backfill(cluster: PgCluster, p: BenchParams): Promise<Repo
     await workers.start();
     clearRequests(w);
     const rows0 = await rowsWritten(w.bdb);
-    workers.mark();
+    await workers.mark();
     const t0 = Date.now();
     for (const tenantId of w.tenantIds) {
       await w.bdb.db.withTenant(tenantId, async (tx) => {
@@ -290,6 +320,7 @@ export async function backfill(cluster: PgCluster, p: BenchParams): Promise<Repo
     const jira = countJira(w.world.sim.requests(), new Set(w.sites));
     const wallS = ((jira.lastAcceptedAt ?? tEnd) - t0) / 1000;
     const resources = workers.resources((tEnd - t0) / 1000);
+    const pollTimings = await workers.pollTimings();
     const rows1 = await rowsWritten(w.bdb);
     const tc = countTeamCity(w.sims, new Set(w.servers.map((s) => s.username)));
     const profile = await workers.stop();
@@ -323,6 +354,7 @@ export async function backfill(cluster: PgCluster, p: BenchParams): Promise<Repo
       },
       latencyMs: { note: 'history builds finished before the backfill was requested: see steady for end-to-end latency', ...percentiles([]) },
       resources,
+      pollTimings,
       dbRowsWritten: rows1.ins + rows1.upd + rows1.del - (rows0.ins + rows0.upd + rows0.del),
     };
 
@@ -473,15 +505,25 @@ export async function steady(cluster: PgCluster, p: BenchParams): Promise<Report
     });
     const driver = new Driver(w.servers, p.buildEveryMs, (s) => s.id);
     driver.start();
-    // Let the stream reach steady state (builds running, servers on the active cadence).
-    await sleep(Math.min(pollIntervalMs, p.durationS * 500));
+    // Let the stream reach steady state: servers first polled while nothing ran are on the idle cadence
+    // (60 s) until a poll sees activity; the window starts once 99% of them are on the active cadence.
+    const warmUpStarted = Date.now();
+    await waitFor('the servers to reach the active poll cadence', Math.max(p.durationS, 3 * (DEFAULT_SYNC_SETTINGS.idleIntervalMs / 1000)), async () => {
+      const [r] = await w.bdb.maintenance<{ active: string }>(`SELECT count(*) FILTER (WHERE poll_interval_s * 1000 = $1)::text AS active FROM sync_state`, [pollIntervalMs]);
+      return Number(r!.active) >= 0.99 * p.servers;
+    }, 1000);
+    await sleep(Math.max(0, Math.min(pollIntervalMs, p.durationS * 500) - (Date.now() - warmUpStarted)));
+    const [onActive] = await w.bdb.maintenance<{ active: string }>(`SELECT count(*) FILTER (WHERE poll_interval_s * 1000 = $1)::text AS active FROM sync_state`, [pollIntervalMs]);
+    const warmUp = { seconds: round((Date.now() - warmUpStarted) / 1000, 1), serversOnActiveCadence: Number(onActive!.active) };
+    log(`steady: warm-up ${warmUp.seconds} s, ${warmUp.serversOnActiveCadence}/${p.servers} servers on the active cadence`);
     clearRequests(w);
     const rows0 = await rowsWritten(w.bdb);
-    workers.mark();
+    await workers.mark();
     const t0 = Date.now();
     await sleep(p.durationS * 1000);
     const t1 = Date.now();
     const resources = workers.resources((t1 - t0) / 1000);
+    const pollTimings = await workers.pollTimings();
     const rows1 = await rowsWritten(w.bdb);
     const tc = countTeamCity(w.sims, new Set(w.servers.map((s) => s.username)));
     const jiraWindow = countJira(w.world.sim.requests(), new Set(w.sites));
@@ -524,6 +566,7 @@ export async function steady(cluster: PgCluster, p: BenchParams): Promise<Report
       },
       latencyMs: { ...percentiles(lat.values), undelivered: lat.undelivered },
       resources,
+      pollTimings,
       dbRowsWritten: rows1.ins + rows1.upd + rows1.del - (rows0.ins + rows0.upd + rows0.del),
     };
 
@@ -582,7 +625,7 @@ export async function steady(cluster: PgCluster, p: BenchParams): Promise<Report
     return {
       scenario: 'steady',
       machine: machine(),
-      params: { ...p, configurationsPerServer: 4, buildDurationMs: '2000-8000', pollIntervalMs },
+      params: { ...p, configurationsPerServer: 4, buildDurationMs: '2000-8000', pollIntervalMs, warmUp },
       app,
       ...(baseline ? { baseline, vsBaseline: compare(app, baseline) } : {}),
       targets: [
@@ -624,11 +667,12 @@ export async function idle(cluster: PgCluster, p: BenchParams): Promise<Report> 
     await sleep(2000);
     clearRequests(w);
     const rows0 = await rowsWritten(w.bdb);
-    workers.mark();
+    await workers.mark();
     const t0 = Date.now();
     await sleep(p.durationS * 1000);
     const t1 = Date.now();
     const resources = workers.resources((t1 - t0) / 1000);
+    const pollTimings = await workers.pollTimings();
     const tc = countTeamCity(w.sims, new Set(w.servers.map((s) => s.username)));
     // Statistics reach pg_stat_user_tables up to ~1 s after a transaction (longer when idle): wait, count the
     // polls made meanwhile too.
@@ -661,6 +705,7 @@ export async function idle(cluster: PgCluster, p: BenchParams): Promise<Report> 
       // No poll in the window (a window shorter than the 60 s idle interval): nothing to divide by.
       db: { rowsWritten: written, polls, rowsPerPoll: polls > 0 ? round(written / polls, 2) : null, byTable },
       resources,
+      pollTimings,
     };
     let baseline: Record<string, unknown> | undefined;
     if (p.baseline) {
