@@ -8,8 +8,6 @@
 //  4. everything that changed is recorded and queued for Jira in ONE transaction that also advances
 //     the cursor, and only while this worker still holds the lease;
 //  5. then a slice of the backfill, if one is pending (history, oldest first, resumable).
-import { createHash } from 'node:crypto';
-import pg from 'pg';
 import type { Dispatcher } from 'undici';
 import type { Database, Tx } from '../db/database.ts';
 import type { Secrets } from '../crypto/secrets.ts';
@@ -20,16 +18,11 @@ import { TeamCityAuthError } from '../teamcity/errors.ts';
 import { buildFields, buildsPageFields } from '../teamcity/fields.ts';
 import { backfillBuildsLocator, finishedBuildsLocator, queuedBuildsLocator, runningBuildsLocator } from '../teamcity/locator.ts';
 import type { TcBuild } from '../teamcity/types.ts';
-import type { DeploymentState } from '../jira/models.ts';
-import { jiraBuildState, jiraDeploymentState } from './build-state.ts';
-import { isDeploymentConfiguration, resolveEnvironment, type Environment } from './environments.ts';
-import { collectIssueKeys, DEPLOYMENT_ISSUE_KEY_CAP, issueKeyInputFromBuild } from './issue-keys.ts';
-import { enqueue, nextUpdateSequence } from './outbox.ts';
-import { parseRules, isTracked, type ServerRules } from './rules.ts';
+import { pollLagSeconds, pollPhaseSeconds, pollsTotal } from '../metrics.ts';
+import { recordBuilds } from './record.ts';
+import { parseRules, type ServerRules } from './rules.ts';
 import { getConnection, setServerState, type ServerRow } from './servers.ts';
 import type { PollLease } from './worker.ts';
-import { buildsQueuedTotal, pollLagSeconds, pollPhaseSeconds, pollsTotal } from '../metrics.ts';
-import { pipelineIdOf, toJiraBuild, toJiraDeployment, TransformError } from './transform.ts';
 
 export interface SyncSettings {
   /** The longest build we expect: the start-time window of the finished-builds query. */
@@ -102,104 +95,6 @@ export interface PollReport {
   /** Builds whose data could not be mapped (logged). */
   skipped: number;
   backfilled: number;
-}
-
-/** What distinguishes one observation of a build from the next: a change means "send again". */
-function fingerprintOf(b: TcBuild, extra: unknown): string {
-  const t = b.testOccurrences;
-  const material = [
-    b.state, b.status, b.statusText, b.number, b.branchName, b.startDate, b.finishDate, b.failedToStart,
-    b.canceledInfo ? 1 : 0, t?.count, t?.passed, t?.failed, t?.ignored, t?.muted,
-    b.buildType?.name, b.buildType?.projectName, b.buildType?.type, b.webUrl, extra,
-  ];
-  return createHash('sha256').update(JSON.stringify(material)).digest('base64url').slice(0, 22);
-}
-
-async function keysSinceLastSuccessfulDeployment(tx: Tx, serverId: string, pipelineId: string, environmentId: string, buildId: number): Promise<string[]> {
-  const { rows } = await tx.query<{ keys: string[] | null }>(
-    `SELECT array_agg(DISTINCT k) AS keys FROM (
-       SELECT unnest(issue_keys) AS k FROM builds
-        WHERE server_id = $1 AND pipeline_id = $2 AND environment_id = $3 AND kind = 'deployment'
-          AND build_id < $4
-          AND build_id > coalesce((SELECT max(build_id) FROM builds
-                                    WHERE server_id = $1 AND pipeline_id = $2 AND environment_id = $3
-                                      AND kind = 'deployment' AND jira_state = 'successful' AND build_id < $4), 0)
-     ) s`,
-    [serverId, pipelineId, environmentId, buildId],
-  );
-  return rows[0]?.keys ?? [];
-}
-
-/** Builds the Jira entity (a deployment gathers issues since the last successful one) and queues it. */
-async function queueJiraUpdate(
-  tx: Tx,
-  tenantId: string,
-  serverId: string,
-  build: TcBuild,
-  o: { keys: string[]; usn: number; jiraState: string; pipelineId: string; environment: Environment | undefined },
-): Promise<boolean> {
-  if (o.environment) {
-    const earlier = await keysSinceLastSuccessfulDeployment(tx, serverId, o.pipelineId, o.environment.id, build.id);
-    const issueKeys = [...new Set([...o.keys, ...earlier])].slice(0, DEPLOYMENT_ISSUE_KEY_CAP);
-    const payload = toJiraDeployment(build, { connectionId: serverId, issueKeys, updateSequenceNumber: o.usn, environment: o.environment, state: o.jiraState as DeploymentState });
-    if (payload) await enqueue(tx, tenantId, serverId, build.id, { kind: 'deployment', payload });
-    return payload !== undefined;
-  }
-  const payload = toJiraBuild(build, { connectionId: serverId, issueKeys: o.keys, updateSequenceNumber: o.usn });
-  if (payload) await enqueue(tx, tenantId, serverId, build.id, { kind: 'build', payload });
-  return payload !== undefined;
-}
-
-/** Records one observed build and queues its Jira update when something changed. */
-export async function recordBuild(tx: Tx, tenantId: string, server: ServerRow, rules: ServerRules, build: TcBuild): Promise<'queued' | 'recorded' | 'unchanged' | 'skipped'> {
-  if (build.personal || !isTracked(build, rules)) return 'skipped';
-  const buildType = build.buildType ?? (build.buildTypeId ? { id: build.buildTypeId } : undefined);
-  if (!buildType) return 'skipped'; // its configuration was deleted: nothing stable to attach it to
-  const pipelineId = pipelineIdOf(server.id, buildType);
-  const deployment = isDeploymentConfiguration(buildType, rules.environments);
-  const resolved = deployment
-    ? resolveEnvironment(buildType, build, rules.environments, { connectionId: server.id, ...(rules.environmentParameter ? { environmentParameter: rules.environmentParameter } : {}) })
-    : undefined;
-  const environment = resolved ? { id: resolved.id, displayName: resolved.displayName, type: resolved.type } : undefined;
-  const fingerprint = fingerprintOf(build, [pipelineId, environment?.id, environment?.type, deployment]);
-
-  const existing = (await tx.query<{ fingerprint: string }>('SELECT fingerprint FROM builds WHERE server_id = $1 AND build_id = $2', [server.id, build.id])).rows[0];
-  if (existing?.fingerprint === fingerprint) return 'unchanged';
-
-  const { keys, sources, truncated } = collectIssueKeys(issueKeyInputFromBuild(build, build.changes?.change ?? []));
-  const jiraState = deployment ? jiraDeploymentState(build, rules.environments) : jiraBuildState(build);
-  const usn = await nextUpdateSequence(tx);
-  let queued = false;
-  let sendError: string | null = null;
-  try {
-    queued = await queueJiraUpdate(tx, tenantId, server.id, build, { keys, usn, jiraState, pipelineId, environment });
-    if (queued) buildsQueuedTotal.inc({ kind: deployment ? 'deployment' : 'build' });
-  } catch (err) {
-    // A build TeamCity describes too poorly to send (no URL, no date) is recorded, not sent, and not
-    // retried until it changes; the diagnostic shows why.
-    if (!(err instanceof TransformError)) throw err;
-    sendError = err.message;
-  }
-  await tx.query(
-    `INSERT INTO builds (tenant_id, server_id, build_id, build_type_id, pipeline_id, kind, environment_id, number, branch,
-                         tc_state, tc_status, jira_state, fingerprint, issue_keys, key_sources, truncated_keys,
-                         started_at, finished_at, last_usn, send_error)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-     ON CONFLICT (tenant_id, server_id, build_id) DO UPDATE SET
-       build_type_id = EXCLUDED.build_type_id, pipeline_id = EXCLUDED.pipeline_id, kind = EXCLUDED.kind,
-       environment_id = EXCLUDED.environment_id, number = EXCLUDED.number, branch = EXCLUDED.branch,
-       tc_state = EXCLUDED.tc_state, tc_status = EXCLUDED.tc_status, jira_state = EXCLUDED.jira_state,
-       fingerprint = EXCLUDED.fingerprint, issue_keys = EXCLUDED.issue_keys, key_sources = EXCLUDED.key_sources,
-       truncated_keys = EXCLUDED.truncated_keys, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
-       last_usn = coalesce(EXCLUDED.last_usn, builds.last_usn), send_error = EXCLUDED.send_error, updated_at = now()`,
-    [
-      tenantId, server.id, build.id, buildType.id, pipelineId, deployment ? 'deployment' : 'build', environment?.id ?? null,
-      build.number ?? null, build.branchName ?? null, build.state, build.status ?? null, jiraState, fingerprint, keys,
-      JSON.stringify(sources), truncated, tryParseTcDate(build.startDate) ?? null, tryParseTcDate(build.finishDate) ?? null,
-      queued ? usn : null, sendError,
-    ],
-  );
-  return queued ? 'queued' : 'recorded';
 }
 
 /** Takes the pages of a query into one list (each page is bounded; the query decides how many). */
@@ -297,19 +192,16 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   const client = new TeamCityClient({ baseUrl: server.url, auth, dispatcher: deps.dispatcher, log, ...deps.teamcity });
   let leaseReleased = false;
   const record = async (tx: Tx, builds: TcBuild[]) => {
-    for (const b of builds) {
-      let r: Awaited<ReturnType<typeof recordBuild>>;
-      try {
-        r = await recordBuild(tx, tenantId, server, rules, b);
-      } catch (err) {
-        // A build whose data breaks the mapping (a TeamCity quirk we have not met) is skipped and
-        // logged, so that one odd build cannot stop its whole server; database errors still fail
-        // the poll. The mapping runs before any write of that build, so nothing half-done remains.
-        if (err instanceof pg.DatabaseError) throw err;
+    const outcomes = await recordBuilds(tx, tenantId, server, rules, builds, {
+      // A build whose data breaks the mapping (a TeamCity quirk we have not met) is skipped and
+      // logged, so that one odd build cannot stop its whole server; database errors still fail
+      // the poll. The mapping runs before any write of that build, so nothing half-done remains.
+      onUnmappable: (b, err) => {
         log.warn({ err, buildId: b.id }, 'build skipped: its data could not be mapped');
         report.skipped++;
-        continue;
-      }
+      },
+    });
+    for (const r of outcomes) {
       if (r === 'queued' || r === 'recorded') report.recorded++;
       if (r === 'queued') report.queued++;
     }

@@ -14,7 +14,7 @@ import { parseTeamCityJson } from '../../src/teamcity/client.ts';
 import { parseTcDate, tryParseTcDate } from '../../src/teamcity/dates.ts';
 import type { TcBuild } from '../../src/teamcity/types.ts';
 import { collectIssueKeys, issueKeyInputFromBuild } from '../../src/sync/issue-keys.ts';
-import { recordBuild } from '../../src/sync/poller.ts';
+import { recordBuild } from '../../src/sync/record.ts';
 import { parseRules } from '../../src/sync/rules.ts';
 import { getConnection } from '../../src/sync/servers.ts';
 import { toJiraBuild, toJiraDeployment, TransformError } from '../../src/sync/transform.ts';

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import type { BuildData } from '../../src/jira/models.ts';
 import { registry } from '../../src/metrics.ts';
 import { deliverTenant, type DelivererDeps } from '../../src/sync/deliverer.ts';
-import { enqueue, nextUpdateSequence } from '../../src/sync/outbox.ts';
+import { enqueue, reserveUpdateSequences } from '../../src/sync/outbox.ts';
 import { createServer } from '../../src/sync/servers.ts';
 import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
@@ -33,8 +33,8 @@ function build(serverId: string, id: number, usn: number, state: BuildData['stat
 async function queue(site: string, id: number, state: BuildData['state'], keys?: string[]) {
   const { tenantId, serverId } = tenants[site]!;
   await t.db.withTenant(tenantId, async (tx) => {
-    const usn = await nextUpdateSequence(tx);
-    await enqueue(tx, tenantId, serverId, id, { kind: 'build', payload: build(serverId, id, usn, state, keys) });
+    const [usn] = await reserveUpdateSequences(tx, 1);
+    await enqueue(tx, tenantId, serverId, [{ kind: 'build', buildId: id, payload: build(serverId, id, usn!, state, keys) }]);
   });
 }
 
