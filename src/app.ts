@@ -74,6 +74,12 @@ export async function openRuntime(config: Config, log: Logger, opts: { attachIfR
   }
 }
 
+/**
+ * A partly filled Jira batch waits up to this long for more updates (full batches of other
+ * connections go first): fewer, fuller requests for at most a second of latency.
+ */
+const DELIVERY_LINGER_MS = 1000;
+
 export function createWorker(runtime: Runtime): SyncWorker {
   const { db, secrets, dispatcher, log, tenants, config } = runtime;
   return new SyncWorker(
@@ -81,7 +87,8 @@ export function createWorker(runtime: Runtime): SyncWorker {
     {
       poll: async (tenantId, serverId, lease) =>
         void (await pollServer({ db, secrets, dispatcher, log, settings: { maxBuildDurationMs: config.syncMaxBuildHours * 3600_000 } }, tenantId, serverId, lease)),
-      deliver: async (tenantId, workerId) => void (await deliverTenant({ db, tenants, appKey: config.appKey, dispatcher, log }, tenantId, workerId)),
+      deliver: async (tenantId, workerId) =>
+        void (await deliverTenant({ db, tenants, appKey: config.appKey, dispatcher, log, lingerMs: DELIVERY_LINGER_MS }, tenantId, workerId)),
       maintain: async () => {
         await purgeExpiredTenants(db, log);
         for (const tenantId of await tenantsWithPendingDeletions(db)) await retryPendingDeletions({ db, tenants, appKey: config.appKey, dispatcher, log }, tenantId);

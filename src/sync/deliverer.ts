@@ -3,6 +3,7 @@
 // verdict recorded per entity. A 429 or an outage pauses this tenant only (delivery_state), never a
 // worker. Rows leave the outbox only after Jira answered, so a crash at any point re-sends at most
 // one batch — harmless, Jira ignores an updateSequenceNumber it already holds.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Dispatcher } from 'undici';
 import type { Database, Tx } from '../db/database.ts';
 import { ConnectJwtCredentials } from '../jira/credentials.ts';
@@ -27,10 +28,18 @@ export interface DelivererDeps {
   maxBatchesPerRun?: number;
   /** The lease is extended to this many seconds before every request (default 300, the worker's). */
   leaseSeconds?: number;
+  /**
+   * A partly filled batch waits until its oldest update is this old (default 0: sent at once), and
+   * meanwhile a full batch of another connection or kind goes first: fewer, fuller requests to Jira
+   * for at most this much latency.
+   */
+  lingerMs?: number;
 }
 
 interface OutboxRow {
   id: string;
+  /** Milliseconds since the row was queued (its transaction's start). */
+  age_ms: number;
   server_id: string;
   kind: 'build' | 'deployment';
   entity_key: string;
@@ -155,6 +164,34 @@ export interface DeliveryReport {
   paused?: string;
 }
 
+// The rows of one connection and kind, oldest first. Nothing more goes to Jira for a server being
+// removed (its data there is being deleted). Reading one group, not the whole outbox, keeps a group
+// from being cut short by other connections' rows interleaved with it (partly filled batches).
+const groupRows = (group: string) => `SELECT o.id::text, o.server_id, o.kind, o.entity_key, o.build_id::text, o.usn::text, o.payload,
+                                             (extract(epoch FROM now() - o.created_at) * 1000)::float8 AS age_ms
+                                        FROM outbox o
+                                       WHERE (o.server_id, o.kind) = (${group})
+                                       ORDER BY o.id LIMIT 1000`;
+const OLDEST_GROUP = `SELECT o1.server_id, o1.kind FROM outbox o1 JOIN teamcity_servers s1 ON s1.id = o1.server_id
+                       WHERE s1.deleting_at IS NULL ORDER BY o1.id LIMIT 1`;
+const OLDEST_FULL_GROUP = `SELECT o1.server_id, o1.kind FROM outbox o1 JOIN teamcity_servers s1 ON s1.id = o1.server_id
+                            WHERE s1.deleting_at IS NULL GROUP BY o1.server_id, o1.kind
+                           HAVING count(*) >= 100 ORDER BY min(o1.id) LIMIT 1`;
+
+/**
+ * The next batch to send: the oldest group's, unless it is partly filled and younger than the
+ * linger — then the oldest full group's, or, with none, how long to wait for the partial one.
+ */
+async function readBatch(tx: Tx, lingerMs: number): Promise<Batch | { waitMs: number } | undefined> {
+  const rows = (await tx.query<OutboxRow>(groupRows(OLDEST_GROUP))).rows;
+  const batch = nextBatch(rows);
+  if (!batch || batch.entities.length >= 100 || lingerMs <= 0) return batch;
+  const oldestAge = rows[0]!.age_ms;
+  if (oldestAge >= lingerMs) return batch;
+  const full = nextBatch((await tx.query<OutboxRow>(groupRows(OLDEST_FULL_GROUP))).rows);
+  return full && full.entities.length >= 100 ? full : { waitMs: Math.max(10, lingerMs - oldestAge) };
+}
+
 /** Delivers what the tenant's outbox holds (bounded per call). The caller holds the tenant's lease. */
 export async function deliverTenant(deps: DelivererDeps, tenantId: string, workerId: string): Promise<DeliveryReport> {
   const report: DeliveryReport = { batches: 0, entities: 0, accepted: 0, rejected: 0 };
@@ -176,21 +213,12 @@ export async function deliverTenant(deps: DelivererDeps, tenantId: string, worke
         log.warn('delivery lease lost; another worker continues');
         break;
       }
-      const rows = await deps.db.withTenant(tenantId, async (tx) =>
-        // Nothing more goes to Jira for a server being removed (its data there is being deleted).
-        // Only the oldest row's connection and kind are read: a look-ahead over the whole outbox cuts
-        // that group short when other connections' rows are interleaved, i.e. partly filled batches.
-        (await tx.query<OutboxRow>(
-          `SELECT o.id::text, o.server_id, o.kind, o.entity_key, o.build_id::text, o.usn::text, o.payload
-             FROM outbox o JOIN teamcity_servers s ON s.id = o.server_id
-            WHERE s.deleting_at IS NULL
-              AND (o.server_id, o.kind) = (SELECT o1.server_id, o1.kind FROM outbox o1 JOIN teamcity_servers s1 ON s1.id = o1.server_id
-                                            WHERE s1.deleting_at IS NULL ORDER BY o1.id LIMIT 1)
-            ORDER BY o.id LIMIT 1000`,
-        )).rows,
-      );
-      const batch = nextBatch(rows);
+      const batch = await deps.db.withTenant(tenantId, (tx) => readBatch(tx, deps.lingerMs ?? 0));
       if (!batch) break;
+      if ('waitMs' in batch) {
+        await sleep(batch.waitMs);
+        continue;
+      }
       let verdicts: Verdict[];
       let unknownKeys: string[];
       try {

@@ -16,7 +16,7 @@ import { TeamCityClient, type TcPage, type TeamCityClientOptions } from '../team
 import { formatTcDate, parseTcDate, tryParseTcDate } from '../teamcity/dates.ts';
 import { TeamCityAuthError } from '../teamcity/errors.ts';
 import { buildFields, buildsPageFields } from '../teamcity/fields.ts';
-import { backfillBuildsLocator, finishedBuildsLocator, queuedBuildsLocator, runningBuildsLocator } from '../teamcity/locator.ts';
+import { activeBuildsLocator, backfillBuildsLocator, finishedBuildsLocator } from '../teamcity/locator.ts';
 import type { TcBuild } from '../teamcity/types.ts';
 import { pollLagSeconds, pollPhaseSeconds, pollsTotal } from '../metrics.ts';
 import { recordBuilds } from './record.ts';
@@ -216,10 +216,11 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     const cursor = state.cursor_time && state.cursor_time < serverNow ? state.cursor_time : serverNow;
     const fields = buildsPageFields({ inlineChanges: settings.inlineChanges });
 
-    // The three lists are read at once (a poll's wall time is its round trips). A build that moves
-    // between lists meanwhile is in none of them: if it was active last time it is fetched by id
-    // below, and if it is new the next poll finds it (the cursor was taken before these reads).
-    const [finished, running, queued] = await Promise.all([
+    // Finished builds, and queued + running builds in one list, read at once (a poll's wall time is
+    // its round trips). A build that moves between the lists meanwhile is in neither: if it was active
+    // last time it is fetched by id below, and if it is new the next poll finds it (the cursor was
+    // taken before these reads).
+    const [finished, active] = await Promise.all([
       collect(
         client.builds(
           finishedBuildsLocator({
@@ -231,10 +232,9 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
           { stopOnEmptyPage: false },
         ),
       ),
-      collect(client.builds(runningBuildsLocator(), fields)),
-      collect(client.builds(queuedBuildsLocator(), fields)),
+      collect(client.builds(activeBuildsLocator(), fields)),
     ]);
-    const seen = new Set([...finished, ...running, ...queued].map((b) => b.id));
+    const seen = new Set([...finished, ...active].map((b) => b.id));
     const vanished: TcBuild[] = [];
     for (const id of state.active_build_ids.map(Number)) {
       if (seen.has(id)) continue;
@@ -242,10 +242,9 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
       if (b) vanished.push(b);
     }
     report.finished = finished.length;
-    report.active = running.length + queued.length;
+    report.active = active.length;
     report.vanished = vanished.length;
 
-    const active = [...running, ...queued];
     // A poll with no backfill to do gives its lease back in its one write to sync_state.
     const backfillPending = state.backfill_since !== null && state.backfill_finished_at === null;
     await completeChanges(client, [...finished, ...vanished, ...active], settings.inlineChanges);
@@ -393,9 +392,10 @@ async function backfillSlice(
         `backfill_cursor = $3, backfill_done = backfill_done + $4,
          backfill_started_at = coalesce(backfill_started_at, now()),
          backfill_finished_at = CASE WHEN $5::boolean THEN now() ELSE NULL END,
-         next_poll_at = CASE WHEN $5::boolean THEN now() + make_interval(secs => $6) ELSE now() END`,
-        // Finished: the regular cadence (earlier windows set "due now" so an interrupted slice resumes at once).
-        [to, builds.length, done, settings.activeIntervalMs / 1000],
+         next_poll_at = CASE WHEN $5::boolean THEN now() + make_interval(secs => poll_interval_s) ELSE now() END`,
+        // Finished: the server's own cadence, as this poll chose it (earlier windows set "due now" so
+        // that an interrupted slice resumes at once).
+        [to, builds.length, done],
       );
     });
     total += builds.length;

@@ -6,6 +6,7 @@ import type { Dispatcher } from 'undici';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
 import { TeamCityClient } from './client.ts';
 import {
+  activeBuildsLocator,
   backfillBuildsLocator,
   branchByName,
   buildIdLocator,
@@ -16,7 +17,6 @@ import {
   hasStartCutoff,
   locatorValue,
   pathLocatorValue,
-  queuedBuildsLocator,
   runningBuildsLocator,
   userByUsernameLocator,
 } from './locator.ts';
@@ -87,13 +87,13 @@ describe('poller queries (§5.4): exact strings', () => {
     );
   });
 
-  it('running, queued, backfill', () => {
+  it('running, active (queued and running), backfill', () => {
     assert.equal(runningBuildsLocator(), 'defaultFilter:false,state:running,personal:false,branch:default:any,count:100');
     assert.equal(
       runningBuildsLocator({ scope: { affectedProject: 'Shop' }, count: 20 }),
       'defaultFilter:false,state:running,personal:false,branch:default:any,affectedProject:(id:Shop),count:20',
     );
-    assert.equal(queuedBuildsLocator(), 'defaultFilter:false,state:queued,personal:false,branch:default:any,count:100');
+    assert.equal(activeBuildsLocator(), 'defaultFilter:false,state:(queued:true,running:true,finished:false),personal:false,branch:default:any,count:100');
     assert.equal(
       backfillBuildsLocator({ since: W, offsetMinutes: -300 }),
       'defaultFilter:false,state:finished,personal:false,branch:default:any,startDate:(date:20250531T040000-0500,condition:after),count:100',
@@ -176,6 +176,19 @@ describe('escaping on the simulator (real HTTP)', () => {
   it('running builds by branch', async () => {
     assert.deepEqual(await ids(runningBuildsLocator({ scope: { branch: 'fix/(weird) name' } }), true), [buildOf.get('running')]);
     assert.deepEqual(await ids(runningBuildsLocator({ scope: { branch: 'pull/42' } }), true), []);
+  });
+
+  it('queued and running builds in one list, queued first', async () => {
+    const m = sim.model;
+    const queued = m.queueBuild({ buildTypeId: 'Shop_Build', branch: 'fix/(weird) name' });
+    try {
+      assert.deepEqual(await ids(activeBuildsLocator({ scope: { branch: 'fix/(weird) name' } }), true), [queued.id, buildOf.get('running')]);
+      const all = await ids(activeBuildsLocator(), true);
+      assert.equal(all[0], queued.id);
+      assert.ok(all.includes(buildOf.get('running')!));
+    } finally {
+      m.cancelBuild(queued.id, { immediate: true });
+    }
   });
 
   it('every branch and every configuration without a scope; affectedProject includes subprojects; buildType narrows', async () => {

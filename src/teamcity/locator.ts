@@ -154,13 +154,15 @@ export function runningBuildsLocator(q: BuildQueryBase = {}): string {
 }
 
 /**
- * Queued builds (Jira pending), in queue order:
- * `defaultFilter:false,state:queued,personal:false,branch:default:any[,scope…],count:N`. No start cut-off.
+ * Queued and running builds in one list (Jira pending / in_progress), queued first in queue order,
+ * then running: `defaultFilter:false,state:(queued:true,running:true,finished:false),personal:false,
+ * branch:default:any[,scope…],count:N` (reference §2.2, the `state` sub-locator). One request per
+ * poll instead of one per state. No start cut-off.
  */
-export function queuedBuildsLocator(q: BuildQueryBase = {}): string {
+export function activeBuildsLocator(q: BuildQueryBase = {}): string {
   const count = q.count ?? 100;
   assertCount(count);
-  return ['defaultFilter:false', 'state:queued', 'personal:false', branchDim(q.scope), ...scopeDims(q.scope), `count:${count}`].join(',');
+  return ['defaultFilter:false', 'state:(queued:true,running:true,finished:false)', 'personal:false', branchDim(q.scope), ...scopeDims(q.scope), `count:${count}`].join(',');
 }
 
 export interface BackfillQuery extends BuildQueryBase {

@@ -102,6 +102,35 @@ describe('deliverer', () => {
     assert.ok((rejected?.errors as { message: string }[]).length > 0);
   });
 
+  test('with a linger, a full batch of another connection goes first and a partial one waits to fill up', async () => {
+    const { tenantId, serverId } = tenants.acme!;
+    const second = randomUUID();
+    await t.db.withTenant(tenantId, (tx) => createServer(tx, world.secrets, tenantId, { id: second, name: 'TC 2', url: 'https://tc2.example.com', auth: { type: 'token', token: 'tok-654321' } }));
+    const queueOn = (server: string, ids: number[]) =>
+      t.db.withTenant(tenantId, async (tx) => {
+        const usns = await reserveUpdateSequences(tx, ids.length);
+        await enqueue(tx, tenantId, server, ids.map((id, i) => ({ kind: 'build' as const, buildId: id, payload: build(server, id, usns[i]!, 'successful') })));
+      });
+    world.sim.clearRequests();
+    await queueOn(serverId, Array.from({ length: 30 }, (_, i) => 5000 + i)); // the oldest rows: a partial batch
+    await queueOn(second, Array.from({ length: 100 }, (_, i) => 6000 + i)); // a full batch
+    await claim('w1');
+    const started = Date.now();
+    const delivering = deliverTenant({ ...deps, lingerMs: 1500 }, tenantId, 'w1');
+    await new Promise((r) => setTimeout(r, 400));
+    await queueOn(serverId, Array.from({ length: 30 }, (_, i) => 7000 + i)); // arrives while the partial batch waits
+    const report = await delivering;
+    const posts = world.sim.requests().filter((r) => r.path === '/rest/builds/0.1/bulk');
+    const sizes = posts.map((r) => ({ connection: (r.body as { properties: { connectionId: string } }).properties.connectionId, builds: (r.body as { builds: unknown[] }).builds.length }));
+    assert.deepEqual(sizes, [
+      { connection: second, builds: 100 },
+      { connection: serverId, builds: 60 },
+    ]);
+    assert.ok(Date.now() - started >= 1400, 'the partial batch waited for its linger');
+    assert.deepEqual(report, { batches: 2, entities: 160, accepted: 160, rejected: 0 });
+    assert.equal(await outboxSize('acme'), 0);
+  });
+
   test("a rate-limited tenant pauses with its outbox intact; the other tenant's delivery is unaffected", async () => {
     world.sim.faults.failNext({ status: 429, retryAfterSeconds: 120, site: 'acme', count: 10 });
     await queue('acme', 3000, 'successful');
