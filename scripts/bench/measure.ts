@@ -25,6 +25,8 @@ export interface TcCount {
   /** GET /app/rest/server — every poll of the app starts with one. */
   serverRequests: number;
   builds: number;
+  /** Builds-list requests of a backfill window (their locator bounds queuedDate from above). */
+  backfillPages: number;
   build: number;
   changes: number;
   other: number;
@@ -32,13 +34,16 @@ export interface TcCount {
 
 /** Requests to the TeamCity simulators made with the given accounts (the app's or the baseline's). */
 export function countTeamCity(sims: TeamCitySimulator[], users: Set<string>): TcCount {
-  const c: TcCount = { requests: 0, serverRequests: 0, builds: 0, build: 0, changes: 0, other: 0 };
+  const c: TcCount = { requests: 0, serverRequests: 0, builds: 0, backfillPages: 0, build: 0, changes: 0, other: 0 };
   for (const sim of sims) {
     for (const r of sim.requests()) {
       if (!r.auth.username || !users.has(r.auth.username)) continue;
       c.requests++;
       if (/\/app\/rest\/server$/.test(r.path)) c.serverRequests++;
-      else if (/\/app\/rest\/builds$/.test(r.path)) c.builds++;
+      else if (/\/app\/rest\/builds$/.test(r.path)) {
+        c.builds++;
+        if (/queuedDate:\(date:[^)]*,condition:before\)/.test(r.query.locator ?? '')) c.backfillPages++;
+      }
       else if (/\/app\/rest\/builds\//.test(r.path)) c.build++;
       else if (/\/app\/rest\/changes$/.test(r.path)) c.changes++;
       else c.other++;
