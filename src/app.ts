@@ -76,9 +76,11 @@ export async function openRuntime(config: Config, log: Logger, opts: { attachIfR
 
 /**
  * A partly filled Jira batch waits up to this long for more updates (full batches of other
- * connections go first): fewer, fuller requests for at most a second of latency.
+ * connections go first): fewer, fuller requests for at most a second of latency. A backfilling
+ * connection's batch waits longer, since its next window of history is on its way.
  */
 const DELIVERY_LINGER_MS = 1000;
+const BACKFILL_DELIVERY_LINGER_MS = 5000;
 
 export function createWorker(runtime: Runtime): SyncWorker {
   const { db, secrets, dispatcher, log, tenants, config } = runtime;
@@ -88,7 +90,7 @@ export function createWorker(runtime: Runtime): SyncWorker {
       poll: async (tenantId, serverId, lease) =>
         void (await pollServer({ db, secrets, dispatcher, log, settings: { maxBuildDurationMs: config.syncMaxBuildHours * 3600_000 } }, tenantId, serverId, lease)),
       deliver: async (tenantId, workerId) =>
-        void (await deliverTenant({ db, tenants, appKey: config.appKey, dispatcher, log, lingerMs: DELIVERY_LINGER_MS }, tenantId, workerId)),
+        void (await deliverTenant({ db, tenants, appKey: config.appKey, dispatcher, log, lingerMs: DELIVERY_LINGER_MS, backfillLingerMs: BACKFILL_DELIVERY_LINGER_MS }, tenantId, workerId)),
       maintain: async () => {
         await purgeExpiredTenants(db, log);
         for (const tenantId of await tenantsWithPendingDeletions(db)) await retryPendingDeletions({ db, tenants, appKey: config.appKey, dispatcher, log }, tenantId);

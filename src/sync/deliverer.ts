@@ -34,12 +34,16 @@ export interface DelivererDeps {
    * for at most this much latency.
    */
   lingerMs?: number;
+  /** The linger for a connection that is backfilling (more rows are on their way): default lingerMs. */
+  backfillLingerMs?: number;
 }
 
 interface OutboxRow {
   id: string;
   /** Milliseconds since the row was queued (its transaction's start). */
   age_ms: number;
+  /** The row's connection has a backfill in progress. */
+  backfilling: boolean;
   server_id: string;
   kind: 'build' | 'deployment';
   entity_key: string;
@@ -167,11 +171,15 @@ export interface DeliveryReport {
 // The rows of one connection and kind, oldest first. Nothing more goes to Jira for a server being
 // removed (its data there is being deleted). Reading one group, not the whole outbox, keeps a group
 // from being cut short by other connections' rows interleaved with it (partly filled batches).
-const groupRows = (group: string) => `SELECT o.id::text, o.server_id, o.kind, o.entity_key, o.build_id::text, o.usn::text, o.payload,
-                                             (extract(epoch FROM now() - o.created_at) * 1000)::float8 AS age_ms
-                                        FROM outbox o
-                                       WHERE (o.server_id, o.kind) = (${group})
-                                       ORDER BY o.id LIMIT 1000`;
+const groupRows = (group: string) => `
+  WITH g AS (SELECT x.server_id, x.kind,
+                    EXISTS (SELECT 1 FROM sync_state ss WHERE ss.server_id = x.server_id
+                               AND ss.backfill_since IS NOT NULL AND ss.backfill_finished_at IS NULL) AS backfilling
+               FROM (${group}) x)
+  SELECT o.id::text, o.server_id, o.kind, o.entity_key, o.build_id::text, o.usn::text, o.payload,
+         (extract(epoch FROM now() - o.created_at) * 1000)::float8 AS age_ms, g.backfilling
+    FROM outbox o JOIN g ON o.server_id = g.server_id AND o.kind = g.kind
+   ORDER BY o.id LIMIT 1000`;
 const OLDEST_GROUP = `SELECT o1.server_id, o1.kind FROM outbox o1 JOIN teamcity_servers s1 ON s1.id = o1.server_id
                        WHERE s1.deleting_at IS NULL ORDER BY o1.id LIMIT 1`;
 const OLDEST_FULL_GROUP = `SELECT o1.server_id, o1.kind FROM outbox o1 JOIN teamcity_servers s1 ON s1.id = o1.server_id
@@ -180,12 +188,15 @@ const OLDEST_FULL_GROUP = `SELECT o1.server_id, o1.kind FROM outbox o1 JOIN team
 
 /**
  * The next batch to send: the oldest group's, unless it is partly filled and younger than the
- * linger — then the oldest full group's, or, with none, how long to wait for the partial one.
+ * linger — then the oldest full group's, or, with none, how long to wait for the partial one. A
+ * backfilling connection lingers longer: its next window is on its way.
  */
-async function readBatch(tx: Tx, lingerMs: number): Promise<Batch | { waitMs: number } | undefined> {
+async function readBatch(tx: Tx, linger: { lingerMs: number; backfillLingerMs: number }): Promise<Batch | { waitMs: number } | undefined> {
   const rows = (await tx.query<OutboxRow>(groupRows(OLDEST_GROUP))).rows;
   const batch = nextBatch(rows);
-  if (!batch || batch.entities.length >= 100 || lingerMs <= 0) return batch;
+  if (!batch || batch.entities.length >= 100) return batch;
+  const lingerMs = rows[0]!.backfilling ? linger.backfillLingerMs : linger.lingerMs;
+  if (lingerMs <= 0) return batch;
   const oldestAge = rows[0]!.age_ms;
   if (oldestAge >= lingerMs) return batch;
   const full = nextBatch((await tx.query<OutboxRow>(groupRows(OLDEST_FULL_GROUP))).rows);
@@ -208,12 +219,13 @@ export async function deliverTenant(deps: DelivererDeps, tenantId: string, worke
       ...deps.jiraClient,
     });
     const maxBatches = deps.maxBatchesPerRun ?? 50;
+    const linger = { lingerMs: deps.lingerMs ?? 0, backfillLingerMs: deps.backfillLingerMs ?? deps.lingerMs ?? 0 };
     while (report.batches < maxBatches) {
       if (!(await renewLease(deps, tenantId, workerId))) {
         log.warn('delivery lease lost; another worker continues');
         break;
       }
-      const batch = await deps.db.withTenant(tenantId, (tx) => readBatch(tx, deps.lingerMs ?? 0));
+      const batch = await deps.db.withTenant(tenantId, (tx) => readBatch(tx, linger));
       if (!batch) break;
       if ('waitMs' in batch) {
         await sleep(batch.waitMs);

@@ -119,25 +119,24 @@ function rowOf(tenantId: string, serverId: string, rules: ServerRules, o: Observ
  * with the reason, not sent, and not retried until it changes; the diagnostic shows why.
  */
 function entityOf(o: Observed, row: BuildRow, usn: number, issueKeys: string[]): OutboxEntry | undefined {
+  const buildId = o.build.id;
+  let entity: OutboxEntry | undefined;
   try {
-    const entity: OutboxEntry | undefined = o.environment
-      ? mapDefined(toJiraDeployment(o.build, { connectionId: row.server_id, issueKeys, updateSequenceNumber: usn, environment: o.environment, state: row.jira_state as DeploymentState }), (payload) => ({
-          kind: 'deployment' as const,
-          buildId: o.build.id,
-          payload,
-        }))
-      : mapDefined(toJiraBuild(o.build, { connectionId: row.server_id, issueKeys, updateSequenceNumber: usn }), (payload) => ({ kind: 'build' as const, buildId: o.build.id, payload }));
-    if (entity) row.last_usn = usn;
-    return entity;
+    if (o.environment) {
+      const state = row.jira_state as DeploymentState;
+      const payload = toJiraDeployment(o.build, { connectionId: row.server_id, issueKeys, updateSequenceNumber: usn, environment: o.environment, state });
+      entity = payload && { kind: 'deployment', buildId, payload };
+    } else {
+      const payload = toJiraBuild(o.build, { connectionId: row.server_id, issueKeys, updateSequenceNumber: usn });
+      entity = payload && { kind: 'build', buildId, payload };
+    }
   } catch (err) {
     if (!(err instanceof TransformError)) throw err;
     row.send_error = err.message;
     return undefined;
   }
-}
-
-function mapDefined<T, R>(v: T | undefined, f: (v: T) => R): R | undefined {
-  return v === undefined ? undefined : f(v);
+  if (entity) row.last_usn = usn;
+  return entity;
 }
 
 // Column lists of the set-based statements: jsonb_to_recordset takes the rows as one parameter.

@@ -131,6 +131,30 @@ describe('deliverer', () => {
     assert.equal(await outboxSize('acme'), 0);
   });
 
+  test('a backfilling connection lingers longer: its next window of history is on its way', async () => {
+    const { tenantId, serverId } = tenants.acme!;
+    const setBackfilling = (on: boolean) =>
+      t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET backfill_since = CASE WHEN $2 THEN now() END, backfill_finished_at = NULL WHERE server_id = $1`, [serverId, on]));
+    await setBackfilling(true);
+    try {
+      world.sim.clearRequests();
+      for (let i = 0; i < 20; i++) await queue('acme', 8000 + i, 'successful');
+      await claim('w1');
+      const started = Date.now();
+      const report = await deliverTenant({ ...deps, lingerMs: 0, backfillLingerMs: 1200 }, tenantId, 'w1');
+      assert.ok(Date.now() - started >= 1100, `sent after ${Date.now() - started} ms`);
+      assert.deepEqual(report, { batches: 1, entities: 20, accepted: 20, rejected: 0 });
+    } finally {
+      await setBackfilling(false);
+    }
+    // Not backfilling: the same partial batch goes at once (lingerMs 0).
+    for (let i = 0; i < 20; i++) await queue('acme', 8100 + i, 'successful');
+    await claim('w1');
+    const started = Date.now();
+    await deliverTenant({ ...deps, lingerMs: 0, backfillLingerMs: 1200 }, tenantId, 'w1');
+    assert.ok(Date.now() - started < 1000, `sent after ${Date.now() - started} ms`);
+  });
+
   test("a rate-limited tenant pauses with its outbox intact; the other tenant's delivery is unaffected", async () => {
     world.sim.faults.failNext({ status: 429, retryAfterSeconds: 120, site: 'acme', count: 10 });
     await queue('acme', 3000, 'successful');
