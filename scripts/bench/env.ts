@@ -292,6 +292,8 @@ export interface WorkerProcess {
   sample(): void;
   /** The worker's own /metrics (every process serves it on its PORT). */
   metrics(): Promise<string>;
+  /** The first log lines of failed polls or deliveries, to say why in the report. */
+  failures: string[];
   stop(): Promise<number | null>;
 }
 
@@ -334,9 +336,11 @@ export async function startWorker(env: WorkerEnv, index: number): Promise<Worker
   // Below LOG_LEVEL=info the start-up line is not printed: give it a fixed time instead.
   const fallback = setTimeout(() => readyResolve(), 15_000);
   void ready.finally(() => clearTimeout(fallback)).catch(() => undefined);
+  const failures: string[] = [];
   const onData = (d: Buffer) => {
     const s = d.toString();
     if (s.includes('sync worker started')) readyResolve();
+    for (const line of s.split('\n')) if (failures.length < 5 && /"msg":"(poll failed|delivery paused[^"]*)"/.test(line)) failures.push(line.slice(0, 1500));
     out = (out + s).slice(-20_000);
   };
   child.stdout.on('data', onData);
@@ -354,6 +358,7 @@ export async function startWorker(env: WorkerEnv, index: number): Promise<Worker
     ready,
     exited,
     output: () => out,
+    failures,
     peakRssMB: 0,
     sample() {
       const m = procMemoryMB(w.pid);

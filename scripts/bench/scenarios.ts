@@ -194,6 +194,12 @@ class Workers {
     const sums = new Map<string, { sum: number; count: number }>();
     for (const p of this.procs) {
       const text = await p.metrics().catch(() => '');
+      // Polls by result (ok, failed, auth_failed) come as counts.
+      for (const m of text.matchAll(/^tcj_polls_total\{result="(\w+)"\} (\S+)$/gm)) {
+        const e = sums.get(`polls_${m[1]}`) ?? { sum: 0, count: 0 };
+        e.count += Number(m[2]);
+        sums.set(`polls_${m[1]}`, e);
+      }
       for (const m of text.matchAll(/^(tcj_poll_phase_duration_seconds|tcj_poll_lag_seconds)_(sum|count)(?:\{phase="(\w+)"\})? (\S+)$/gm)) {
         const key = m[3] ?? 'lag';
         const e = sums.get(key) ?? { sum: 0, count: 0 };
@@ -212,6 +218,7 @@ class Workers {
       [...now].map(([k, v]) => {
         const at0 = this.polls0.get(k) ?? { sum: 0, count: 0 };
         const count = v.count - at0.count;
+        if (k.startsWith('polls_')) return [k, count];
         return [k, { count, meanMs: count ? round((1000 * (v.sum - at0.sum)) / count, 1) : null }];
       }),
     );
@@ -221,6 +228,7 @@ class Workers {
     clearInterval(this.timer);
     const codes = await Promise.all(this.procs.map((p) => p.stop()));
     if (codes.some((c) => c !== 0)) log(`worker exit codes ${codes.join(',')}\n${this.procs.map((p) => p.output().slice(-3000)).join('\n')}`);
+    for (const line of this.procs.flatMap((p) => p.failures)) log(`worker: ${line}`);
     if (!this.profDir) return undefined;
     const summary = summarizeProfiles(this.profDir);
     log(`CPU profiles in ${this.profDir}`);
