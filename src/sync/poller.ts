@@ -137,9 +137,9 @@ async function fencedUpdate(tx: Tx, serverId: string, leaseToken: string, set: s
 }
 
 /**
- * Keeps a poll's lease while it runs: the claim leases the server only until its next poll is due
- * (so a poll with nothing to write just lets it lapse), which a slow poll could outlive. Renews at a
- * third of the lease; a lost lease is noticed by the fenced writes, not here.
+ * Keeps a poll's lease while it runs: the claim's lease is short (so a poll with nothing to write
+ * just lets it lapse), which a slow poll could outlive. Renews at a third of the lease; a lost lease
+ * is noticed by the fenced writes, not here.
  */
 function renewWhileRunning(db: Database, tenantId: string, serverId: string, lease: PollLease, log: Logger): { renewed: () => boolean; stop: () => Promise<void> } {
   let renewed = false;
@@ -297,8 +297,8 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     });
     recording();
     await renewal.stop();
-    // Without a write the lease lapses by itself when the next poll is due — unless the claim's
-    // lease outlasts the interval (a minimum lease longer than it) or was renewed.
+    // Without a write the lease lapses by itself before the next poll is due — unless it outlasts
+    // the interval (tests poll with intervals shorter than a lease) or was renewed.
     leaseReleased = wrote ? !backfillPending : lease.seconds <= state.poll_interval_s && !renewal.renewed();
 
     pollsTotal.inc({ result: 'ok' });

@@ -88,14 +88,10 @@ export async function getConnection(tx: Tx, secrets: Secrets, serverId: string):
 }
 
 /**
- * The sync_state SET clause that makes a server due now. A lease that still ends exactly when the
- * claim scheduled the next poll was never renewed: its poll found nothing to write and lets it lapse
- * (claim_polls), or is a few seconds old. It is dropped, so "sync now" does not wait up to an
- * interval; the rare young poll that is overtaken loses its fenced writes and the new poll does them.
+ * The sync_state SET clause that makes a server due now. A poll in progress keeps its lease and is
+ * not overtaken; the lease of one that found nothing to write lapses within seconds (claim_polls).
  */
-export const POLL_NOW = `next_poll_at = now(),
-  lease_owner = CASE WHEN lease_until = next_poll_at THEN NULL ELSE lease_owner END,
-  lease_until = CASE WHEN lease_until = next_poll_at THEN NULL ELSE lease_until END`;
+export const POLL_NOW = 'next_poll_at = now()';
 
 /** Makes a server due now (see POLL_NOW). */
 export async function pollNow(tx: Tx, serverId: string): Promise<void> {

@@ -30,8 +30,8 @@ export interface WorkerOptions {
   maxConcurrentPolls?: number;
   maxConcurrentDeliveries?: number;
   /**
-   * The shortest lease a poll claim gets (otherwise it lasts the server's poll interval, so that a
-   * poll with nothing to write lets it lapse); a poll renews it while it works.
+   * A poll claim's lease: short, so that a poll with nothing to write lets it lapse before its next
+   * poll is due (and "sync now" waits at most this long); a poll renews it every third while it works.
    */
   pollLeaseSeconds?: number;
   deliveryLeaseSeconds?: number;
@@ -63,7 +63,7 @@ export class SyncWorker {
       tickMs: opts.tickMs ?? 1000,
       maxConcurrentPolls: opts.maxConcurrentPolls ?? 8,
       maxConcurrentDeliveries: opts.maxConcurrentDeliveries ?? 8,
-      pollLeaseSeconds: opts.pollLeaseSeconds ?? 10,
+      pollLeaseSeconds: opts.pollLeaseSeconds ?? 5,
       deliveryLeaseSeconds: opts.deliveryLeaseSeconds ?? 300,
       maintenanceIntervalMs: opts.maintenanceIntervalMs ?? 60_000,
     };

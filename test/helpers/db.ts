@@ -18,6 +18,13 @@ export interface TestDatabase {
 
 export const quietLog = createLogger({ level: 'silent' });
 
+/**
+ * sync_state SET clause for tests that drive an idle worker step by step: the server is due now, and
+ * the short lease a quiet poll leaves to lapse (claim_polls) is over. Not for a worker with polls in
+ * flight: those would be overtaken (the product's "sync now", POLL_NOW, never does that).
+ */
+export const DUE_NOW = 'next_poll_at = now(), lease_until = least(lease_until, now())';
+
 export function testPg(): PgServer {
   const raw = process.env.TEST_PG;
   if (!raw) throw new Error('TEST_PG is not set: run database suites through `npm test` (scripts/run-tests.ts)');

@@ -13,10 +13,10 @@ import { KEYRING_RECHECK_MS, Secrets } from '../../src/crypto/secrets.ts';
 import { createLogger } from '../../src/log.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer, type PollerDeps } from '../../src/sync/poller.ts';
-import { createServer, getConnection, POLL_NOW, requestBackfill, updateCredentials } from '../../src/sync/servers.ts';
+import { createServer, getConnection, requestBackfill, updateCredentials } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
 import { purgeExpiredTenants } from '../../src/tenants/retention.ts';
-import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, DUE_NOW, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
 
 let t: TestDatabase;
@@ -70,7 +70,7 @@ async function settle(rounds = 6): Promise<void> {
   for (let i = 0; i < rounds; i++) {
     await t.db.pool.query(`SELECT 1`);
     for (const { tenantId, serverId } of Object.values(ids)) {
-      await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW} WHERE server_id = $1`, [serverId])).catch(() => undefined);
+      await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${DUE_NOW} WHERE server_id = $1`, [serverId])).catch(() => undefined);
     }
     await worker.tick();
     await worker.idle();
@@ -198,7 +198,7 @@ describe('key rotation in operation', () => {
       for (let i = 0; i < 40; i++) {
         tc.model.addChange({ vcsRootId: 'Shop_Git', comment: `TCJ-2 rotation ${i}`, branch: 'main' });
         tc.model.runBuild({ buildTypeId: 'Shop_Build', branch: 'main', durationMs: 1000 });
-        await t.db.withTenant(globex.tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
+        await t.db.withTenant(globex.tenantId, (tx) => tx.query(`UPDATE sync_state SET ${DUE_NOW}`));
         // Secrets are written during the rotation too (an admin changing credentials).
         if (i % 5 === 0) await t.db.withTenant(globex.tenantId, (tx) => updateCredentials(tx, world.secrets, globex.tenantId, globex.serverId, { type: 'token', token }));
         await new Promise((r) => setTimeout(r, 150));

@@ -15,7 +15,7 @@ import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
 import { SyncWorker, type WorkerOptions } from '../../src/sync/worker.ts';
 import type { TeamCityClientOptions } from '../../src/teamcity/client.ts';
 import type { JiraClientOptions } from '../../src/jira/client.ts';
-import { quietLog } from '../helpers/db.ts';
+import { DUE_NOW, quietLog } from '../helpers/db.ts';
 import { APP_KEY, type JiraWorld } from '../helpers/jira-app.ts';
 
 export const HOUR = 3600_000;
@@ -175,9 +175,17 @@ export async function maintenance<R extends pg.QueryResultRow = pg.QueryResultRo
   }
 }
 
-/** Makes the given servers (default: all) due now, as if their interval had passed. */
+/**
+ * Makes the given servers (default: all) due now, as "sync now" does: safe while polls run (none is
+ * overtaken); after a quiet poll the next starts once its short lease lapsed.
+ */
 export async function forcePoll(ownerPool: pg.Pool, serverIds?: string[]): Promise<void> {
   await maintenance(ownerPool, `UPDATE sync_state SET ${POLL_NOW} WHERE $1::uuid[] IS NULL OR server_id = ANY($1::uuid[])`, [serverIds ?? null]);
+}
+
+/** forcePoll for a round of an idle in-process worker: also ends the lease a quiet poll left to lapse. */
+export async function forcePollIdle(ownerPool: pg.Pool, serverIds?: string[]): Promise<void> {
+  await maintenance(ownerPool, `UPDATE sync_state SET ${DUE_NOW} WHERE $1::uuid[] IS NULL OR server_id = ANY($1::uuid[])`, [serverIds ?? null]);
 }
 
 /** Ends pauses of delivery (tests that do not want to wait out a backoff they already checked). */

@@ -14,6 +14,7 @@ import {
   connect,
   engine,
   forcePoll,
+  forcePollIdle,
   makeWorker,
   outboxSize,
   percentile,
@@ -41,7 +42,7 @@ function produce(): void {
 }
 
 async function syncRound(): Promise<void> {
-  await forcePoll(t.ownerPool);
+  await forcePollIdle(t.ownerPool);
   await round(worker);
 }
 
@@ -138,7 +139,7 @@ describe('Jira faults', () => {
   });
 
   test("one tenant's Jira down for a long time: its outbox waits and drains in order; the other's latency unchanged", async () => {
-    const w = makeWorker(t.db, engine(t.db, world), { tickMs: 50 });
+    const w = makeWorker(t.db, engine(t.db, world), { tickMs: 50, pollLeaseSeconds: 1 }); // a quiet poll's lease lapses in 1 s
     w.start();
     try {
       const measure = async (n: number): Promise<number[]> => {
@@ -194,7 +195,7 @@ describe('Jira faults', () => {
       stream.drain();
       tc.advance(20_000);
       for (let i = 0; i < 2; i++) {
-        await forcePoll(t.ownerPool, [conn.serverId]);
+        await forcePollIdle(t.ownerPool, [conn.serverId]);
         await round(w);
       }
       await w.stop();
@@ -216,7 +217,7 @@ describe('Jira faults', () => {
   test('uninstall while deliveries are pending: nothing more is sent, no crash, the outbox is kept', async () => {
     world.sim.faults.setLatency(400, 'acme');
     for (let i = 0; i < 3; i++) produce();
-    await forcePoll(t.ownerPool);
+    await forcePollIdle(t.ownerPool);
     await worker.tick(); // polls
     await worker.idle();
     const pending = await outboxSize(t.db, acme.tenantId);

@@ -27,10 +27,9 @@ import { TenantRepository } from '../../src/tenants/repository.ts';
 import { registerAdminApi } from '../../src/web/api/index.ts';
 import { registerPages } from '../../src/web/pages/index.ts';
 import { buildServer } from '../../src/web/server.ts';
-import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, DUE_NOW, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY } from '../helpers/jira-app.ts';
 import { freePort } from '../helpers/net.ts';
-import { POLL_NOW } from '../../src/sync/servers.ts';
 
 export { APP_KEY };
 
@@ -202,7 +201,7 @@ export async function startSecurityWorld(opts: { extraAllowHosts?: string[]; log
     call,
     async sync(tenantId: string) {
       for (let i = 0; i < 2; i++) {
-        await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
+        await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${DUE_NOW}`));
         await worker.tick();
         await worker.idle();
       }

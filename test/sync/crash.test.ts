@@ -70,6 +70,9 @@ before(async () => {
   tenantId = await world.install('acme');
   addGeneratedHistoryProjects(world, 'acme');
   tc.generateHistory({ seed: 21, projects: 3, buildTypesPerProject: 4, buildsPerType: 450, periodMs: 60 * DAY });
+  // Real-world latency stretches each backfill window over many requests, so that kills land inside
+  // windows and not only between them (a window is recorded in one transaction).
+  tc.faults.setLatency(25);
   const token = tc.model.addToken('admin');
   await t.db.withTenant(tenantId, async (tx) => {
     await createServer(tx, world.secrets, tenantId, { id: serverId, name: 'TC', url: tc.url, auth: { type: 'token', token } });
@@ -113,8 +116,15 @@ test('SIGKILL at random points during a 5,000-build backfill loses nothing and l
     await new Promise((r) => setTimeout(r, 500));
     p = await progress();
   }
-  // A worker serves its own metrics: the TeamCity and Jira calls are counted where they happen.
-  const metrics = await (await fetch(`http://127.0.0.1:${w.port}/metrics`)).text();
+  // A worker serves its own metrics: the TeamCity and Jira calls are counted where they happen. The
+  // backfill may have ended before this worker started: wait until it is up and has polled once.
+  let metrics = '';
+  const polled = Date.now() + 60_000;
+  while (!/tcj_polls_total\{result="ok"\} [1-9]/.test(metrics) && Date.now() < polled) {
+    metrics = await fetch(`http://127.0.0.1:${w.port}/metrics`).then((r) => r.text(), () => '');
+    if (!metrics) await new Promise((r) => setTimeout(r, 250));
+    else if (!/tcj_polls_total\{result="ok"\} [1-9]/.test(metrics)) await new Promise((r) => setTimeout(r, 500));
+  }
   assert.match(metrics, /tcj_teamcity_request_duration_seconds_count\{[^}]*endpoint="\/app\/rest\/builds"/);
   assert.match(metrics, /tcj_polls_total\{result="ok"\} [1-9]/);
   assert.match(metrics, /tcj_poll_lag_seconds_count [1-9]/);

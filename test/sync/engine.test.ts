@@ -6,9 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/teamcity/server.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer, type PollerDeps } from '../../src/sync/poller.ts';
-import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
+import { createServer } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
-import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, DUE_NOW, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
 
 let t: TestDatabase;
@@ -23,7 +23,7 @@ const HOUR = 3600_000;
 
 /** One full round: poll the server now, then deliver everything to Jira. */
 async function sync(): Promise<void> {
-  await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW} WHERE server_id = $1`, [serverId]));
+  await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${DUE_NOW} WHERE server_id = $1`, [serverId]));
   await worker.tick();
   await worker.idle();
   await worker.tick(); // deliveries claimed after the poll queued them

@@ -9,9 +9,9 @@ import { startTeamCitySimulator, type TeamCitySimulator } from '../../sandbox/te
 import { createLogger } from '../../src/log.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer } from '../../src/sync/poller.ts';
-import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
+import { createServer } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
-import { createTestDatabase, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, DUE_NOW, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY, startJiraWorld, type JiraWorld } from '../helpers/jira-app.ts';
 
 let t: TestDatabase;
@@ -74,7 +74,7 @@ test('a build with malformed data is skipped and logged; the others reach Jira a
     { workerId: 'malformed' },
   );
   const round = async () => {
-    await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
+    await t.db.withTenant(tenantId, (tx) => tx.query(`UPDATE sync_state SET ${DUE_NOW}`));
     for (let i = 0; i < 2; i++) {
       await worker.tick();
       await worker.idle();

@@ -1,7 +1,8 @@
 // The claim protocol of claim_polls (migration 0008): a poll that finds nothing new writes no row
-// beyond its claim and lets its lease lapse when the next poll is due; a poll with news writes and
-// gives the lease back; a slow poll renews its lease so no other worker overtakes it; "sync now"
-// does not wait for a lapsing lease. Rows written are counted by triggers, not inferred.
+// beyond its claim and lets its short lease lapse before the next poll is due; a poll with news
+// writes and gives the lease back; a slow poll renews its lease so no other worker overtakes it;
+// "sync now" waits at most for a lapsing lease and never starves a poll in progress. Rows written
+// are counted by triggers, not inferred.
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -40,7 +41,7 @@ function startWorker(workerId: string): SyncWorker {
       deliver: async (tid, wid) => void (await deliverTenant({ db: t.db, tenants: world.tenants, appKey: APP_KEY, dispatcher: world.dispatcher, log: quietLog }, tid, wid)),
     },
     quietLog,
-    // The lease is the server's interval (2 s) whenever that is longer than this minimum.
+    // A 1 s lease, shorter than the 2 s interval: a quiet poll lets it lapse.
     { workerId, pollLeaseSeconds: 1 },
   );
 }
@@ -110,12 +111,12 @@ beforeEach(async () => {
 });
 
 describe('poll claims (claim_polls)', () => {
-  test('a poll that finds nothing new writes one row, its claim, and its lease lapses when the next poll is due', async () => {
+  test('a poll that finds nothing new writes one row, its claim, and its lease lapses before the next poll is due', async () => {
     for (let i = 0; i < 3; i++) {
       await pollWhenDue();
       const st = await syncState();
       assert.ok(st.lease_owner?.startsWith('quiet-a/'), 'the lease is left to lapse, not given back');
-      assert.equal(st.lease_until?.getTime(), st.next_poll_at.getTime(), 'it lapses exactly when the next poll is due');
+      assert.ok(st.lease_until && st.lease_until < st.next_poll_at, 'it lapses before the next poll is due');
       assert.ok(st.next_poll_at.getTime() - Date.now() > 1000, 'the claim scheduled the next poll one interval on');
     }
     assert.equal(polls.length, 3, 'each lapsed lease was claimed again on time');
@@ -166,24 +167,43 @@ describe('poll claims (claim_polls)', () => {
     assert.equal((await syncState()).lease_owner, null, 'a renewed lease is given back at the end');
   });
 
-  test('"sync now" does not wait for a lapsing lease', async () => {
+  test('"sync now" waits at most for a lapsing lease, and a stream of them never starves a poll', async () => {
     settings.idleIntervalMs = 60_000;
     settings.activeIntervalMs = 60_000;
     try {
       await pollWhenDue(); // writes the new interval (60 s) and gives the lease back
       await t.db.withTenant(tenantId, (tx) => pollNow(tx, serverId));
-      await pollWhenDue(); // quiet: the lease now lapses in 60 s
-      const st = await syncState();
-      assert.ok(st.lease_until && st.lease_until.getTime() - Date.now() > 50_000);
+      await worker.tick();
+      await worker.idle(); // quiet: its 1 s lease lapses, the next poll is due in 60 s
       polls.length = 0;
       await t.db.withTenant(tenantId, (tx) => pollNow(tx, serverId));
       await worker.tick();
+      assert.equal(polls.length, 0, 'not while the lease holds');
+      await sleep(1100);
+      await worker.tick();
       await worker.idle();
-      assert.equal(polls.length, 1, 'polled at once');
+      assert.equal(polls.length, 1, 'polled once the lease lapsed');
+
+      // "Sync now" every 100 ms while each poll takes ~1 s: the poll in progress is never overtaken.
+      tc.faults.setLatency(500);
+      tc.model.addChange({ vcsRootId: 'Shop_Git', comment: 'TCJ-2 Fix the checkout', branch: 'main' });
+      const b = tc.model.queueBuild({ buildTypeId: 'Shop_Build', branch: 'main' });
+      const recorded = async () => t.db.withTenant(tenantId, async (tx) => (await tx.query('SELECT 1 FROM builds WHERE build_id = $1', [b.id])).rowCount === 1);
+      const until = Date.now() + 8000;
+      while (!(await recorded()) && Date.now() < until) {
+        await t.db.withTenant(tenantId, (tx) => pollNow(tx, serverId));
+        await worker.tick();
+        await sleep(100);
+      }
+      await worker.idle();
+      assert.ok(await recorded(), 'the build was recorded despite the stream of "sync now"');
+      tc.model.cancelBuild(b.id, { immediate: true });
     } finally {
+      tc.faults.setLatency(0);
       settings.idleIntervalMs = 2000;
       settings.activeIntervalMs = 2000;
       // Back to the short interval for the suites after this one.
+      await sleep(1100);
       await t.db.withTenant(tenantId, (tx) => pollNow(tx, serverId));
       await worker.tick();
       await worker.idle();

@@ -21,10 +21,9 @@ import { TenantRepository } from '../../src/tenants/repository.ts';
 import { registerAdminApi } from '../../src/web/api/index.ts';
 import { nearMissReason } from '../../src/web/api/diagnose.ts';
 import { buildServer } from '../../src/web/server.ts';
-import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, DUE_NOW, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY } from '../helpers/jira-app.ts';
 import { freePort } from '../helpers/net.ts';
-import { POLL_NOW } from '../../src/sync/servers.ts';
 
 let t: TestDatabase;
 let sim: JiraSimulator;
@@ -48,7 +47,7 @@ async function call(method: string, path: string, user = 'Alice Admin', body?: u
 }
 
 async function sync(): Promise<void> {
-  await t.db.withTenant(acme, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
+  await t.db.withTenant(acme, (tx) => tx.query(`UPDATE sync_state SET ${DUE_NOW}`));
   await worker.tick();
   await worker.idle();
   await worker.tick();

@@ -20,12 +20,12 @@ import { createLogger } from '../../src/log.ts';
 import { createOutboundDispatcher } from '../../src/net/outbound.ts';
 import { deliverTenant } from '../../src/sync/deliverer.ts';
 import { pollServer } from '../../src/sync/poller.ts';
-import { createServer, POLL_NOW } from '../../src/sync/servers.ts';
+import { createServer } from '../../src/sync/servers.ts';
 import { SyncWorker } from '../../src/sync/worker.ts';
 import { TenantRepository } from '../../src/tenants/repository.ts';
 import { registerAdminApi, retryPendingDeletions, tenantsWithPendingDeletions } from '../../src/web/api/index.ts';
 import { buildServer } from '../../src/web/server.ts';
-import { createTestDatabase, quietLog, type TestDatabase } from '../helpers/db.ts';
+import { createTestDatabase, DUE_NOW, quietLog, type TestDatabase } from '../helpers/db.ts';
 import { APP_KEY } from '../helpers/jira-app.ts';
 import { freePort } from '../helpers/net.ts';
 
@@ -73,7 +73,7 @@ const basic = (password = PASSWORD) => ({ type: 'basic', username: 'jira-sync', 
 const permissionChecks = () => sim.requests().filter((r) => r.path === '/rest/api/3/permissions/check').length;
 
 async function sync(): Promise<void> {
-  await t.db.withTenant(acme, (tx) => tx.query(`UPDATE sync_state SET ${POLL_NOW}`));
+  await t.db.withTenant(acme, (tx) => tx.query(`UPDATE sync_state SET ${DUE_NOW}`));
   await worker.tick();
   await worker.idle();
   await worker.tick();

@@ -1,11 +1,12 @@
 -- A poll that finds nothing new writes nothing: its claim is its one row write.
 --
 -- The claim now also schedules the next poll (next_poll_at = now + the interval the server's last
--- poll chose, kept in poll_interval_s) and leases the server until then, so a poll that ends with
--- nothing to record can simply let its lease lapse. A poll that records something, fails, or runs
--- longer than its lease (it renews) still writes, as before. Each claim gets its own lease token
--- (worker id + '/' + a random suffix), so a worker that claims the same server twice can tell the
--- two claims apart when it fences its writes.
+-- poll chose, kept in poll_interval_s) and takes a short lease (p_lease_seconds, shorter than the
+-- interval), so a poll that ends with nothing to record can simply let its lease lapse before its
+-- next poll is due. A poll that records something, fails, or runs longer than a third of its lease
+-- (it renews) still writes, as before. Each claim gets its own lease token (worker id + '/' + a
+-- random suffix), so a worker that claims the same server twice can tell the two claims apart when
+-- it fences its writes.
 --
 -- claim_due_servers stays for workers of the previous release during a rolling deploy (its lease is
 -- the worker id, which they fence on); drop it once no such worker runs.
@@ -13,13 +14,13 @@ ALTER TABLE sync_state ADD COLUMN poll_interval_s double precision NOT NULL DEFA
 
 GRANT CREATE ON SCHEMA public TO tcj_maintenance;
 
-CREATE FUNCTION claim_polls(p_worker text, p_min_lease_seconds integer, p_max integer)
+CREATE FUNCTION claim_polls(p_worker text, p_lease_seconds integer, p_max integer)
   RETURNS TABLE (tenant_id uuid, server_id uuid, lease_token text, lease_seconds double precision, due_at timestamptz)
   LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, public
   AS $$
     UPDATE public.sync_state s
        SET lease_owner = p_worker || '/' || substr(md5(random()::text), 1, 12),
-           lease_until = now() + make_interval(secs => greatest(s.poll_interval_s, p_min_lease_seconds)),
+           lease_until = now() + make_interval(secs => p_lease_seconds),
            next_poll_at = now() + make_interval(secs => s.poll_interval_s),
            -- The previous poll ended without a failure (a failure counts itself): it succeeded, even
            -- if it had nothing to write.
@@ -40,7 +41,7 @@ CREATE FUNCTION claim_polls(p_worker text, p_min_lease_seconds integer, p_max in
          FOR UPDATE OF ss SKIP LOCKED
       ) due
      WHERE s.tenant_id = due.tenant_id AND s.server_id = due.server_id
-    RETURNING s.tenant_id, s.server_id, s.lease_owner, greatest(s.poll_interval_s, p_min_lease_seconds), due.next_poll_at
+    RETURNING s.tenant_id, s.server_id, s.lease_owner, p_lease_seconds::double precision, due.next_poll_at
   $$;
 ALTER FUNCTION claim_polls(text, integer, integer) OWNER TO tcj_maintenance;
 REVOKE ALL ON FUNCTION claim_polls(text, integer, integer) FROM PUBLIC;
