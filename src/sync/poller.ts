@@ -168,7 +168,11 @@ function renewWhileRunning(db: Database, tenantId: string, serverId: string, lea
   };
 }
 
-const sameIds = (a: readonly (string | number)[], b: readonly number[]) => a.length === b.length && new Set(a.map(Number)).size === a.length && a.every((id) => b.includes(Number(id)));
+/** The same build ids in any order (pg returns bigint[] elements as strings). */
+function sameIds(stored: readonly (string | number)[], seen: readonly number[]): boolean {
+  const ids = new Set(stored.map(Number));
+  return ids.size === stored.length && ids.size === seen.length && seen.every((id) => ids.has(id));
+}
 
 export async function pollServer(deps: PollerDeps, tenantId: string, serverId: string, lease: PollLease): Promise<PollReport> {
   const settings = { ...DEFAULT_SYNC_SETTINGS, ...deps.settings };
