@@ -81,7 +81,7 @@ export interface TcPage<T> {
 }
 
 const DEFAULT_MAX_PAGES = 1000;
-const API_ROUTE = /^(?:\/(?:httpAuth|guestAuth))?\/app\/rest(\/latest|\/\d+\.\d+)?(\/[A-Za-z]+)\/?$/;
+const API_ROUTE = /^(?:\/(?:httpAuth|guestAuth))?\/app\/rest(?:\/latest|\/\d+\.\d+)?(\/[A-Za-z]+)\/?$/;
 
 type AttemptResult =
   | { kind: 'ok'; value: unknown }
@@ -112,7 +112,8 @@ function isAbsolute(href: string): boolean {
  * TeamCity writes them, without the servlet context path) are re-based on `baseUrl` (context path kept); an
  * absolute href is accepted only on the base URL's origin (a context path in it is recognised); an auth
  * prefix (`/httpAuth`, `/guestAuth`) is dropped because we authenticate with a header. The path must be the
- * same collection endpoint (`/app/rest[/version]/builds|changes`). The query is used exactly as sent — never
+ * same collection endpoint (`/app/rest[/version]/builds|changes`); it is requested without the version segment.
+ * The query is used exactly as sent — never
  * decoded and re-encoded — except that a literal `+` (unescaped by old servers in dates) becomes `%2B`.
  */
 export function resolveNextHref(baseUrl: string, collectionPath: '/builds' | '/changes', href: string): string {
@@ -142,11 +143,13 @@ export function resolveNextHref(baseUrl: string, collectionPath: '/builds' | '/c
     path = path.slice(contextPath.length);
   }
   const m = API_ROUTE.exec(path);
-  if (!m || m[2] !== collectionPath) {
+  if (!m || m[1] !== collectionPath) {
     throw new TeamCityProtocolError(`TeamCity returned a nextHref outside /app/rest${collectionPath}; not followed`);
   }
   query = query.replace(/\+/g, '%2B');
-  return `${base.origin}${contextPath}/app/rest${m[1] ?? ''}${collectionPath}${query}`;
+  // A version segment (`/app/rest/latest/…`, `/app/rest/2018.1/…`) is dropped: we call only the
+  // unversioned endpoints product.md lists (our requests are unversioned, so the resource is the same).
+  return `${base.origin}${contextPath}/app/rest${collectionPath}${query}`;
 }
 
 /** A locator for a URL path segment: `: , $` kept readable, everything else percent-encoded; `/` and `\` refused. */
