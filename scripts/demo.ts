@@ -15,6 +15,7 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startJiraSimulator, type JiraSimulator } from '../sandbox/jira/server.ts';
 import { startTeamCitySimulator, type TeamCitySimulator } from '../sandbox/teamcity/server.ts';
+import { isAlive } from '../src/db/embedded.ts';
 import { startApp, type AppProcess } from './demo/app-process.ts';
 import { Activity, createOrganisation, demoSiteSeed } from './demo/org.ts';
 
@@ -51,15 +52,6 @@ function portOrFree(preferred: number): Promise<number> {
       });
     });
   return preferred > 0 ? attempt(preferred).catch(() => attempt(0)) : attempt(0);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** A fresh demo data directory; refuses one that is not the demo's own or that a running app holds. */

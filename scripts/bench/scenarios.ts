@@ -259,6 +259,26 @@ function clearRequests(w: World): void {
   w.world.sim.clearRequests();
 }
 
+/** Makes every server due and waits until each has had its first (cursor-setting) poll. */
+async function firstPollOfEveryServer(w: World, timeoutS: number): Promise<void> {
+  await w.bdb.maintenance(`UPDATE sync_state SET next_poll_at = now()`);
+  await waitFor('the first poll of every server', timeoutS, async () => {
+    const [r] = await w.bdb.maintenance<{ n: string }>(`SELECT count(*)::text AS n FROM sync_state WHERE cursor_time IS NULL`);
+    return Number(r!.n) === 0;
+  });
+}
+
+/** A measured window of `seconds`: requests counted, rows written, worker CPU and poll timings from its start. */
+async function measuredWindow(w: World, workers: Workers, seconds: number) {
+  clearRequests(w);
+  const rows0 = await rowsWritten(w.bdb);
+  await workers.mark();
+  const t0 = Date.now();
+  await sleep(seconds * 1000);
+  const t1 = Date.now();
+  return { rows0, t0, t1, resources: workers.resources((t1 - t0) / 1000), pollTimings: await workers.pollTimings() };
+}
+
 /** Installs a site for the baseline (its own tenant, so its requests are counted apart). */
 async function baselineJira(w: World, name: string, issues: boolean) {
   const tenantId = await w.world.install(name, { issues });
@@ -511,32 +531,19 @@ export async function steady(cluster: PgCluster, p: BenchParams): Promise<Report
   try {
     await workers.start();
     // Warm-up: every server polled once (cursor set), then builds start flowing.
-    await w.bdb.maintenance(`UPDATE sync_state SET next_poll_at = now()`);
-    await waitFor('the first poll of every server', p.timeoutS, async () => {
-      const [r] = await w.bdb.maintenance<{ n: string }>(`SELECT count(*)::text AS n FROM sync_state WHERE cursor_time IS NULL`);
-      return Number(r!.n) === 0;
-    });
+    await firstPollOfEveryServer(w, p.timeoutS);
     const driver = new Driver(w.servers, p.buildEveryMs, (s) => s.id);
     driver.start();
     // Let the stream reach steady state: servers first polled while nothing ran are on the idle cadence
     // (60 s) until a poll sees activity; the window starts once 99% of them are on the active cadence.
     const warmUpStarted = Date.now();
-    await waitFor('the servers to reach the active poll cadence', Math.max(p.durationS, 3 * (DEFAULT_SYNC_SETTINGS.idleIntervalMs / 1000)), async () => {
-      const [r] = await w.bdb.maintenance<{ active: string }>(`SELECT count(*) FILTER (WHERE poll_interval_s * 1000 = $1)::text AS active FROM sync_state`, [pollIntervalMs]);
-      return Number(r!.active) >= 0.99 * p.servers;
-    }, 1000);
+    const onActiveCadence = async () =>
+      Number((await w.bdb.maintenance<{ n: string }>(`SELECT count(*) FILTER (WHERE poll_interval_s * 1000 = $1)::text AS n FROM sync_state`, [pollIntervalMs]))[0]!.n);
+    await waitFor('the servers to reach the active poll cadence', Math.max(p.durationS, 3 * (DEFAULT_SYNC_SETTINGS.idleIntervalMs / 1000)), async () => (await onActiveCadence()) >= 0.99 * p.servers, 1000);
     await sleep(Math.max(0, Math.min(pollIntervalMs, p.durationS * 500) - (Date.now() - warmUpStarted)));
-    const [onActive] = await w.bdb.maintenance<{ active: string }>(`SELECT count(*) FILTER (WHERE poll_interval_s * 1000 = $1)::text AS active FROM sync_state`, [pollIntervalMs]);
-    const warmUp = { seconds: round((Date.now() - warmUpStarted) / 1000, 1), serversOnActiveCadence: Number(onActive!.active) };
+    const warmUp = { seconds: round((Date.now() - warmUpStarted) / 1000, 1), serversOnActiveCadence: await onActiveCadence() };
     log(`steady: warm-up ${warmUp.seconds} s, ${warmUp.serversOnActiveCadence}/${p.servers} servers on the active cadence`);
-    clearRequests(w);
-    const rows0 = await rowsWritten(w.bdb);
-    await workers.mark();
-    const t0 = Date.now();
-    await sleep(p.durationS * 1000);
-    const t1 = Date.now();
-    const resources = workers.resources((t1 - t0) / 1000);
-    const pollTimings = await workers.pollTimings();
+    const { rows0, t0, t1, resources, pollTimings } = await measuredWindow(w, workers, p.durationS);
     const rows1 = await rowsWritten(w.bdb);
     const tc = countTeamCity(w.sims, new Set(w.servers.map((s) => s.username)));
     const jiraWindow = countJira(w.world.sim.requests(), new Set(w.sites));
@@ -674,23 +681,12 @@ export async function idle(cluster: PgCluster, p: BenchParams): Promise<Report> 
   const workers = new Workers(w, p, cluster);
   try {
     await workers.start();
-    await w.bdb.maintenance(`UPDATE sync_state SET next_poll_at = now()`);
-    await waitFor('the first poll of every server', p.timeoutS, async () => {
-      const [r] = await w.bdb.maintenance<{ n: string }>(`SELECT count(*)::text AS n FROM sync_state WHERE cursor_time IS NULL`);
-      return Number(r!.n) === 0;
-    });
+    await firstPollOfEveryServer(w, p.timeoutS);
     // Let the first (cursor-setting) polls' writes and statistics settle, then measure. A busy
     // backend reports its row counts to pg_stat_user_tables at most once a second and an idle one
     // within PGSTAT_IDLE_INTERVAL (10 s): without this wait the warm-up's writes land in the window.
     await sleep(STATS_FLUSH_MS);
-    clearRequests(w);
-    const rows0 = await rowsWritten(w.bdb);
-    await workers.mark();
-    const t0 = Date.now();
-    await sleep(p.durationS * 1000);
-    const t1 = Date.now();
-    const resources = workers.resources((t1 - t0) / 1000);
-    const pollTimings = await workers.pollTimings();
+    const { rows0, t0, t1, resources, pollTimings } = await measuredWindow(w, workers, p.durationS);
     const tc = countTeamCity(w.sims, new Set(w.servers.map((s) => s.username)));
     // The same delay at the end: wait for the window's statistics, and count the polls made meanwhile too.
     await sleep(STATS_FLUSH_MS);

@@ -38,7 +38,8 @@ export interface EmbeddedDatabase {
   stop(): Promise<void>;
 }
 
-function isAlive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, owned by someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -189,7 +189,6 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
   loading();
   if (!loaded || loaded.state.lease_owner !== lease.token) return report;
   const { server, auth, state, rules } = loaded;
-  const leaseToken = lease.token;
   pollLagSeconds.observe(Math.max(0, (Date.now() - lease.dueAt.getTime()) / 1000));
   const renewal = renewWhileRunning(deps.db, tenantId, serverId, lease, log);
 
@@ -288,7 +287,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
       await fencedUpdate(
         tx,
         serverId,
-        leaseToken,
+        lease.token,
         `cursor_time = $3, server_offset_min = $4, active_build_ids = $5, last_success_at = now(),
          last_error = NULL, consecutive_failures = 0, next_poll_at = now() + make_interval(secs => $6), poll_interval_s = $6,
          last_activity_at = CASE WHEN $7::boolean THEN now() ELSE last_activity_at END,
@@ -308,7 +307,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     pollsTotal.inc({ result: 'ok' });
     if (backfillPending) {
       const backfilling = pollPhaseSeconds.startTimer({ phase: 'backfill' });
-      report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, leaseToken, record);
+      report.backfilled = await backfillSlice(deps, settings, tenantId, server, rules, client, clock.offsetMinutes, lease.token, record);
       backfilling();
     }
     log.debug(report, 'poll finished');
@@ -327,7 +326,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
       const { rowCount } = await tx.query(
         `UPDATE sync_state SET last_error = $3, consecutive_failures = $4,
            next_poll_at = now() + make_interval(secs => $5) WHERE server_id = $1 AND lease_owner = $2`,
-        [serverId, leaseToken, (err as Error).message.slice(0, 500), failures, delay / 1000],
+        [serverId, lease.token, (err as Error).message.slice(0, 500), failures, delay / 1000],
       );
       if (rowCount) await setServerState(tx, serverId, authFailed ? 'auth_failed' : failures >= 3 ? 'failing' : 'degraded');
     });
@@ -339,7 +338,7 @@ export async function pollServer(deps: PollerDeps, tenantId: string, serverId: s
     // server again, and the lease is keyed by worker, so this would release the newer poll's lease.
     if (!leaseReleased) {
       await deps.db
-        .withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE server_id = $1 AND lease_owner = $2', [serverId, leaseToken]))
+        .withTenant(tenantId, (tx) => tx.query('UPDATE sync_state SET lease_owner = NULL, lease_until = NULL WHERE server_id = $1 AND lease_owner = $2', [serverId, lease.token]))
         .catch((err: unknown) => log.warn({ err }, 'could not release the poll lease'));
     }
   }

@@ -84,33 +84,30 @@ interface BuildRow {
 }
 
 /** Everything about a changed build except its Jira entity, which needs its sequence number. */
-function rowOf(tenantId: string, serverId: string, rules: ServerRules, o: Observed): { row: BuildRow; keys: string[] } {
+function rowOf(tenantId: string, serverId: string, rules: ServerRules, o: Observed): BuildRow {
   const { build } = o;
   const { keys, sources, truncated } = collectIssueKeys(issueKeyInputFromBuild(build, build.changes?.change ?? []));
   return {
-    keys,
-    row: {
-      tenant_id: tenantId,
-      server_id: serverId,
-      build_id: build.id,
-      build_type_id: o.buildTypeId,
-      pipeline_id: o.pipelineId,
-      kind: o.deployment ? 'deployment' : 'build',
-      environment_id: o.environment?.id ?? null,
-      number: build.number ?? null,
-      branch: build.branchName ?? null,
-      tc_state: build.state,
-      tc_status: build.status ?? null,
-      jira_state: o.deployment ? jiraDeploymentState(build, rules.environments) : jiraBuildState(build),
-      fingerprint: o.fingerprint,
-      issue_keys: keys,
-      key_sources: sources,
-      truncated_keys: truncated,
-      started_at: tryParseTcDate(build.startDate) ?? null,
-      finished_at: tryParseTcDate(build.finishDate) ?? null,
-      last_usn: null,
-      send_error: null,
-    },
+    tenant_id: tenantId,
+    server_id: serverId,
+    build_id: build.id,
+    build_type_id: o.buildTypeId,
+    pipeline_id: o.pipelineId,
+    kind: o.deployment ? 'deployment' : 'build',
+    environment_id: o.environment?.id ?? null,
+    number: build.number ?? null,
+    branch: build.branchName ?? null,
+    tc_state: build.state,
+    tc_status: build.status ?? null,
+    jira_state: o.deployment ? jiraDeploymentState(build, rules.environments) : jiraBuildState(build),
+    fingerprint: o.fingerprint,
+    issue_keys: keys,
+    key_sources: sources,
+    truncated_keys: truncated,
+    started_at: tryParseTcDate(build.startDate) ?? null,
+    finished_at: tryParseTcDate(build.finishDate) ?? null,
+    last_usn: null,
+    send_error: null,
   };
 }
 
@@ -228,14 +225,14 @@ export async function recordBuilds(tx: Tx, tenantId: string, server: ServerRow, 
     observed.map((o) => o.build.id),
   ]);
   const storedFingerprint = new Map(stored.map((r) => [Number(r.build_id), r.fingerprint]));
-  const changed: Array<{ o: Observed; row: BuildRow; keys: string[] }> = [];
+  const changed: Array<{ o: Observed; row: BuildRow }> = [];
   for (const o of observed) {
     if (storedFingerprint.get(o.build.id) === o.fingerprint) {
       outcomes[o.index] = 'unchanged';
       continue;
     }
-    const mapped = guarded(o.build, () => rowOf(tenantId, server.id, rules, o));
-    if (mapped) changed.push({ o, ...mapped });
+    const row = guarded(o.build, () => rowOf(tenantId, server.id, rules, o));
+    if (row) changed.push({ o, row });
   }
 
   // Builds: one sequence reservation, one insert for the rows, one for the outbox.
@@ -244,7 +241,7 @@ export async function recordBuilds(tx: Tx, tenantId: string, server: ServerRow, 
   const entries: OutboxEntry[] = [];
   const rows: BuildRow[] = [];
   for (const [k, c] of regular.entries()) {
-    const mapped = guarded(c.o.build, () => ({ entity: entityOf(c.o, c.row, usns[k]!, c.keys) }));
+    const mapped = guarded(c.o.build, () => ({ entity: entityOf(c.o, c.row, usns[k]!, c.row.issue_keys) }));
     if (!mapped) continue;
     if (mapped.entity) entries.push(mapped.entity);
     rows.push(c.row);
@@ -259,7 +256,7 @@ export async function recordBuilds(tx: Tx, tenantId: string, server: ServerRow, 
     const env = c.o.environment!;
     const [usn] = await reserveUpdateSequences(tx, 1);
     const earlier = await keysSinceLastSuccessfulDeployment(tx, server.id, c.o.pipelineId, env.id, c.o.build.id);
-    const issueKeys = [...new Set([...c.keys, ...earlier])].slice(0, DEPLOYMENT_ISSUE_KEY_CAP);
+    const issueKeys = [...new Set([...c.row.issue_keys, ...earlier])].slice(0, DEPLOYMENT_ISSUE_KEY_CAP);
     const mapped = guarded(c.o.build, () => ({ entity: entityOf(c.o, c.row, usn!, issueKeys) }));
     if (!mapped) continue;
     const entries = mapped.entity ? [mapped.entity] : [];

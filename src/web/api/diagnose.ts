@@ -8,6 +8,7 @@ import type { Tx } from '../../db/database.ts';
 import type { JiraIssue } from '../../jira/models.ts';
 import { parseRules } from '../../sync/rules.ts';
 import type { ServerState } from '../../sync/servers.ts';
+import { deliveryHealth, type DeliveryHealth } from './views.ts';
 
 const MAX_BUILDS = 100;
 
@@ -71,7 +72,7 @@ export interface Diagnosis {
   truncatedIn: DiagnosedBuild[];
   nearMisses: NearMiss[];
   servers: ServerHealth[];
-  delivery: { pausedUntil: Date | null; lastError: string | null; jiraAuthError: string | null };
+  delivery: DeliveryHealth;
   notes: string[];
 }
 
@@ -242,14 +243,7 @@ export async function diagnose(tx: Tx, requestedKey: string, issue: JiraIssue | 
     };
   });
 
-  const d = (
-    await tx.query<{ paused_until: Date | null; last_error: string | null; jira_auth_error: string | null }>(
-      `SELECT CASE WHEN d.paused_until > now() THEN d.paused_until END AS paused_until, d.last_error,
-              CASE WHEN t.jira_auth_failed_at IS NOT NULL THEN t.jira_auth_error END AS jira_auth_error
-         FROM tenants t LEFT JOIN delivery_state d ON d.tenant_id = t.id`,
-    )
-  ).rows[0];
-  const delivery = { pausedUntil: d?.paused_until ?? null, lastError: d?.last_error ?? null, jiraAuthError: d?.jira_auth_error ?? null };
+  const delivery = await deliveryHealth(tx);
 
   const notes: string[] = [];
   const key = requestedKey;

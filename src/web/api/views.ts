@@ -90,7 +90,7 @@ export interface ServerStatus {
     startedAt: Date | null;
     finishedAt: Date | null;
   } | null;
-  delivery: { pausedUntil: Date | null; lastError: string | null; jiraAuthError: string | null };
+  delivery: DeliveryHealth;
   deletion: ServerView['deletion'];
 }
 
@@ -103,6 +103,24 @@ export function backfillProgress(since: Date, until: Date | null, cursor: Date |
   if (span <= 0) return 1;
   if (!cursor) return 0;
   return Math.min(1, Math.max(0, (cursor.getTime() - since.getTime()) / span));
+}
+
+/** How delivery to the tenant's Jira stands: a pause in force, the last error, Jira refusing the app. */
+export interface DeliveryHealth {
+  pausedUntil: Date | null;
+  lastError: string | null;
+  jiraAuthError: string | null;
+}
+
+export async function deliveryHealth(tx: Tx): Promise<DeliveryHealth> {
+  const d = (
+    await tx.query<{ paused_until: Date | null; last_error: string | null; jira_auth_error: string | null }>(
+      `SELECT CASE WHEN d.paused_until > now() THEN d.paused_until END AS paused_until, d.last_error,
+              CASE WHEN t.jira_auth_failed_at IS NOT NULL THEN t.jira_auth_error END AS jira_auth_error
+         FROM tenants t LEFT JOIN delivery_state d ON d.tenant_id = t.id`,
+    )
+  ).rows[0];
+  return { pausedUntil: d?.paused_until ?? null, lastError: d?.last_error ?? null, jiraAuthError: d?.jira_auth_error ?? null };
 }
 
 export async function serverStatus(tx: Tx, serverId: string): Promise<ServerStatus | undefined> {
@@ -139,13 +157,6 @@ export async function serverStatus(tx: Tx, serverId: string): Promise<ServerStat
   );
   const r = rows[0];
   if (!r) return undefined;
-  const delivery = (
-    await tx.query<{ paused_until: Date | null; last_error: string | null; jira_auth_error: string | null }>(
-      `SELECT CASE WHEN d.paused_until > now() THEN d.paused_until END AS paused_until, d.last_error,
-              CASE WHEN t.jira_auth_failed_at IS NOT NULL THEN t.jira_auth_error END AS jira_auth_error
-         FROM tenants t LEFT JOIN delivery_state d ON d.tenant_id = t.id`,
-    )
-  ).rows[0];
   return {
     state: r.state,
     lastSuccessfulPoll: r.last_success_at,
@@ -165,7 +176,7 @@ export async function serverStatus(tx: Tx, serverId: string): Promise<ServerStat
           finishedAt: r.backfill_finished_at,
         }
       : null,
-    delivery: { pausedUntil: delivery?.paused_until ?? null, lastError: delivery?.last_error ?? null, jiraAuthError: delivery?.jira_auth_error ?? null },
+    delivery: await deliveryHealth(tx),
     deletion: r.deleting_at ? { requestedAt: r.deleting_at, lastError: r.deletion_error } : null,
   };
 }
