@@ -118,15 +118,18 @@ async function completeChanges(client: TeamCityClient, builds: TcBuild[], inline
 
 const byTime = (b: TcBuild) => (tryParseTcDate(b.finishDate) ?? tryParseTcDate(b.startDate) ?? tryParseTcDate(b.queuedDate))?.getTime() ?? 0;
 
+/** How long a poll's lease lasts from its last commit (the worker's default lease). */
+const POLL_LEASE_SECONDS = 300;
+
 /**
  * Advances sync_state only if this claim still holds the lease (otherwise the whole transaction
- * rolls back). The lease itself is kept alive by renewWhileRunning, the one mechanism for that.
+ * rolls back), and extends the lease, so that a long backfill keeps its server.
  */
 async function fencedUpdate(tx: Tx, serverId: string, leaseToken: string, set: string, params: unknown[], opts: { release?: boolean } = {}): Promise<void> {
   // Releasing here, with the work it concludes, saves the separate release write of an idle poll.
-  const lease = opts.release ? ', lease_owner = NULL, lease_until = NULL' : '';
+  const lease = opts.release ? 'lease_owner = NULL, lease_until = NULL' : `lease_until = now() + make_interval(secs => ${POLL_LEASE_SECONDS})`;
   const { rowCount } = await tx.query(
-    `UPDATE sync_state SET ${set}${lease}
+    `UPDATE sync_state SET ${set}, ${lease}
       WHERE server_id = $1 AND lease_owner = $2 AND lease_until > now()`,
     [serverId, leaseToken, ...params],
   );
